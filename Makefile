@@ -1,0 +1,41 @@
+# gps-agent. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# Tests run in parallel across packages; -race finds what the receiver, buffer and uplink goroutines share.
+TESTFLAGS ?= -race -count=1 -timeout 14m
+
+.PHONY: help deps build test demo bench fuzz clean
+
+help:
+	@echo "make demo    simulated receiver -> agent -> local Kinesis, showing fixes arrive (about 20 s)"
+	@echo "make test    every test (installs what tests need first)"
+	@echo "make build   bin/gps-agent"
+	@echo "make bench   figures beside their targets, written to bench.json"
+	@echo "make deps    install Debian packages and local Kinesis (npm) the demo and tests use"
+
+deps:
+	@bash devenv/deps.sh
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gps-agent ./agent
+
+test: deps build
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test $(TESTFLAGS) ./...
+
+demo: deps build
+	@bash devenv/demo.sh
+
+# Figures the issues name, each printed beside its target, all written to bench.json so runs compare.
+bench: deps build
+	@rm -f bench.jsonl
+	GPS_AGENT_BENCH_OUT=$(CURDIR)/bench.jsonl $(GO) test -count=1 -p 1 -timeout 20m -run '^TestBench' ./...
+	@$(GO) run ./internal/benchfig/report bench.jsonl bench.json
+
+clean:
+	rm -rf bin dist bench.jsonl bench.json

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodConfig = `# a gateway
+truck_id = "TRK-0042"
+
+[receiver]
+device = "/dev/ttyUSB0"
+baud = 4800
+
+[buffer]
+dir = "/var/lib/gps-agent"
+commit_interval = "500ms"
+
+[kinesis]
+stream = "fleet-positions"
+region = "eu-west-1"
+endpoint = "http://127.0.0.1:4567"
+`
+
+func TestParseConfigGood(t *testing.T) {
+	cfg, err := ParseConfig("gps.toml", []byte(goodConfig))
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	want := DefaultConfig()
+	want.TruckID = "TRK-0042"
+	want.Receiver = ReceiverConfig{Device: "/dev/ttyUSB0", Baud: 4800}
+	want.Buffer.CommitInterval = Duration{500 * time.Millisecond}
+	want.Kinesis = KinesisConfig{Stream: "fleet-positions", Region: "eu-west-1", Endpoint: "http://127.0.0.1:4567"}
+	if cfg != want {
+		t.Errorf("config = %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig("min.toml", []byte("truck_id = \"T1\"\n[receiver]\ndevice = \"/dev/gps0\"\n[kinesis]\nstream = \"s\"\nregion = \"us-east-1\"\n"))
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	if cfg.Receiver.Baud != 9600 || cfg.Buffer.Dir != "/var/lib/gps-agent" || cfg.Buffer.CommitInterval.Duration != time.Second {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+// Every bad config names the file, the line and the key, so a technician can go straight to it.
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace [2]string // applied to goodConfig
+		want    string
+	}{
+		{"unknown top-level key", [2]string{"# a gateway", "truk_id = \"x\""}, "gps.toml:1: truk_id: unknown key"},
+		{"unknown key in table", [2]string{"baud = 4800", "baud = 4800\nparity = \"none\""}, "gps.toml:7: receiver.parity: unknown key"},
+		{"unknown table", [2]string{"[buffer]", "[bufer]"}, "gps.toml:8: bufer: unknown key"},
+		{"baud wrong type", [2]string{"baud = 4800", "baud = \"fast\""}, "gps.toml:6: receiver.baud: cannot decode TOML string"},
+		{"baud negative", [2]string{"baud = 4800", "baud = -1"}, "gps.toml:6: receiver.baud: -1: use the receiver's line speed"},
+		{"bad duration", [2]string{`commit_interval = "500ms"`, `commit_interval = "soon"`}, "gps.toml:10: buffer.commit_interval:"},
+		{"commit interval too long", [2]string{`commit_interval = "500ms"`, `commit_interval = "2h"`}, "gps.toml:10: buffer.commit_interval: 2h0m0s: use 10ms to 1m"},
+		{"truck id missing", [2]string{`truck_id = "TRK-0042"`, ``}, "gps.toml: truck_id: required"},
+		{"truck id bad chars", [2]string{`truck_id = "TRK-0042"`, `truck_id = "TRK 42/a"`}, "gps.toml:2: truck_id: \"TRK 42/a\": use 1 to 256 letters"},
+		{"stream name", [2]string{`stream = "fleet-positions"`, `stream = "fleet positions"`}, "gps.toml:13: kinesis.stream: \"fleet positions\": a stream name"},
+		{"region", [2]string{`region = "eu-west-1"`, `region = "Ireland"`}, "gps.toml:14: kinesis.region: \"Ireland\": not an AWS region"},
+		{"endpoint", [2]string{`endpoint = "http://127.0.0.1:4567"`, `endpoint = "127.0.0.1:4567"`}, "gps.toml:15: kinesis.endpoint: \"127.0.0.1:4567\": use a URL"},
+		{"syntax", [2]string{`baud = 4800`, `baud = `}, "gps.toml:6:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.Replace(goodConfig, tt.replace[0], tt.replace[1], 1)
+			if doc == goodConfig {
+				t.Fatalf("replacement %q not found", tt.replace[0])
+			}
+			_, err := ParseConfig("gps.toml", []byte(doc))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", doc)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseConfigReportsEveryBadKey(t *testing.T) {
+	doc := strings.NewReplacer(`baud = 4800`, `baud = 0`, `region = "eu-west-1"`, `region = ""`).Replace(goodConfig)
+	_, err := ParseConfig("gps.toml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "receiver.baud") || !strings.Contains(err.Error(), "kinesis.region") {
+		t.Fatalf("error = %v, want both receiver.baud and kinesis.region", err)
+	}
+}
+
+func TestLoadConfigMissingFile(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !strings.Contains(err.Error(), "read config:") || !strings.Contains(err.Error(), "nope.toml") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

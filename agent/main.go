@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// version and commit are set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// command is one subcommand of the CLI.
+type command struct {
+	summary string
+	usage   string // arguments after the command name
+	example string
+	run     func(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"run": {
+			summary: "run the daemon: receiver -> buffer -> Kinesis",
+			usage:   "--config FILE",
+			example: "gps-agent run --config /etc/gps-agent/config.toml",
+			run:     runCmd,
+		},
+		"decode": {
+			summary: "decode NMEA from a file or stdin into schema-v1 records, one JSON per line",
+			usage:   "[--truck-id ID] [FILE|-]",
+			example: "gps-agent decode --truck-id TRK-7 capture.nmea > fixes.jsonl",
+			run:     decodeCmd,
+		},
+		"simulate": {
+			summary: "write realistic NMEA of a moving truck to a pseudo-terminal, a file or stdout",
+			usage:   "[--rate HZ] [--link PATH] [--out FILE|-] [--count N] [--seed N]",
+			example: "gps-agent simulate --link /tmp/gps0    # then receiver.device = \"/tmp/gps0\"",
+			run:     simulateCmd,
+		},
+		"version": {
+			summary: "print the version",
+			run: func(_ context.Context, _ *flag.FlagSet, _ []string, stdout, _ io.Writer) error {
+				fmt.Fprintf(stdout, "gps-agent %s (commit %s)\n", version, commit)
+				return nil
+			},
+		},
+	}
+}
+
+// errUsage marks an error already explained on stderr with the command's usage.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli runs one command line and returns the exit status.
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		topUsage(stdout, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "gps-agent: unknown command %q\n", name)
+		topUsage(stderr, cmds)
+		return 2
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: gps-agent %s %s\n\n%s\n", name, cmd.usage, cmd.summary)
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(fs.Output(), "\nflags:")
+			fs.PrintDefaults()
+		}
+		if cmd.example != "" {
+			fmt.Fprintf(fs.Output(), "\nexample:\n  %s\n", cmd.example)
+		}
+	}
+	err := cmd.run(ctx, fs, args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "gps-agent %s: %v\n", name, err)
+		return 1
+	}
+}
+
+func topUsage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "gps-agent: GPS receiver -> durable buffer -> AWS Kinesis, for truck gateways")
+	fmt.Fprintln(w, "\nusage: gps-agent COMMAND [flags]\n\ncommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'gps-agent COMMAND --help' for a command's flags and an example.")
+}
+
+// parseFlags parses a command's flags, reporting a usage error on stderr.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// newLogger logs text to w (journald adds the time when the agent runs under systemd).
+func newLogger(w io.Writer, level string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevels[strings.ToLower(level)]}))
+}

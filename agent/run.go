@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fleetedge/gps-agent/buffer"
+	"github.com/fleetedge/gps-agent/nmea"
+	"github.com/fleetedge/gps-agent/uplink"
+)
+
+// runCmd is the daemon.
+func runCmd(ctx context.Context, fs *flag.FlagSet, args []string, _, stderr io.Writer) error {
+	path := fs.String("config", "/etc/gps-agent/config.toml", "configuration file (TOML)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := LoadConfig(*path)
+	if err != nil {
+		return err
+	}
+	return runAgent(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+}
+
+// bufferFile is the database's name inside [buffer] dir.
+const bufferFile = "buffer.db"
+
+// runAgent wires receiver -> buffer -> uplink and runs them until ctx ends. On a clean stop the buffer's tail is
+// committed, so no accepted fix is lost.
+func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// Fail fast, with the device in the message, when the receiver cannot be opened at all: a technician's typo
+	// should not look like a receiver that is merely unplugged. After start-up the receiver reopens by itself.
+	port, err := nmea.OpenPort(cfg.Receiver.Device, cfg.Receiver.Baud)
+	if err != nil {
+		return fmt.Errorf("open receiver %s: %w", cfg.Receiver.Device, err)
+	}
+	port.Close()
+
+	if err := os.MkdirAll(cfg.Buffer.Dir, 0o750); err != nil {
+		return fmt.Errorf("create buffer dir: %w", err)
+	}
+	bopts := buffer.DefaultOptions()
+	bopts.CommitInterval = cfg.Buffer.CommitInterval.Duration
+	bopts.Log = log.With("part", "buffer")
+	buf, err := buffer.Open(filepath.Join(cfg.Buffer.Dir, bufferFile), bopts)
+	if err != nil {
+		return fmt.Errorf("open buffer: %w", err)
+	}
+
+	client, err := uplink.NewClient(ctx, uplink.ClientConfig{Region: cfg.Kinesis.Region, Endpoint: cfg.Kinesis.Endpoint})
+	if err != nil {
+		buf.Close()
+		return fmt.Errorf("kinesis client: %w", err)
+	}
+	up := uplink.New(uplink.Config{
+		Stream:       cfg.Kinesis.Stream,
+		PartitionKey: cfg.TruckID,
+		Log:          log.With("part", "uplink"),
+	}, client, queue{buf})
+
+	enc := newRecordEncoder(cfg.TruckID)
+	rxCounters := new(nmea.Counters)
+	rx := &nmea.Receiver{
+		Device:   cfg.Receiver.Device,
+		Baud:     cfg.Receiver.Baud,
+		Log:      log.With("part", "receiver"),
+		Counters: rxCounters,
+		OnFix: func(f nmea.Fix) {
+			now := time.Now()
+			_, err := buf.Append(func(seq uint64) ([]byte, error) {
+				return enc.encode(nil, seq, f, now), nil
+			})
+			if err != nil {
+				log.Error("buffer fix", "err", err)
+			}
+		},
+	}
+
+	log.Info("gps-agent started", "version", version, "truck_id", cfg.TruckID, "device", cfg.Receiver.Device,
+		"baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream, "buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	start := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := run(runCtx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", name, err) })
+			}
+			cancel() // one part stopping stops them all
+		}()
+	}
+	start("receiver", rx.Run)
+	start("buffer", buf.Run)
+	start("uplink", up.Run)
+	wg.Wait()
+
+	if err := buf.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("close buffer: %w", err)
+	}
+	st := buf.Stats()
+	log.Info("gps-agent stopped", "pending", st.Pending, "receiver", rxCounters.Snapshot().String())
+	return firstErr
+}
+
+// queue adapts the buffer to what the uplink drains. The two packages never import each other; this is the seam.
+type queue struct{ b *buffer.Buffer }
+
+func (q queue) Oldest(after uint64, max int) ([]uplink.Record, error) {
+	recs, err := q.b.Oldest(after, max)
+	return toUplink(recs), err
+}
+
+func (q queue) Newest(max int) ([]uplink.Record, error) {
+	recs, err := q.b.Newest(max)
+	return toUplink(recs), err
+}
+
+func (q queue) Ack(seqs ...uint64) error  { return q.b.Ack(seqs...) }
+func (q queue) Notify() <-chan struct{}   { return q.b.Notify() }
+
+func toUplink(recs []buffer.Record) []uplink.Record {
+	out := make([]uplink.Record, len(recs))
+	for i, r := range recs {
+		out[i] = uplink.Record{Seq: r.Seq, Data: r.Data}
+	}
+	return out
+}

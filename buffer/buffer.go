@@ -1,0 +1,394 @@
+package buffer
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Record is one pending record. Data is the caller's copy: it stays valid
+// after the call that returned it and may be modified.
+type Record struct {
+	Seq      uint64
+	Data     []byte
+	Appended time.Time
+}
+
+// Stats is a snapshot of the buffer's state and counters since Open.
+type Stats struct {
+	Pending        int       // records appended and not yet acked (tail + disk, minus acks not yet applied)
+	PendingBytes   int64     // sum of len(Data) over Pending
+	Tail           int       // pending records not yet committed to disk
+	OldestAppended time.Time // Appended of the oldest pending record; zero if none
+	NextSeq        uint64    // the seq the next Append will get
+	ReservedSeq    uint64    // highest seq durably reserved
+
+	DroppedMaxBytes uint64 // records dropped because MaxBytes was exceeded
+	DroppedMaxAge   uint64 // records dropped because they were older than MaxAge
+	DroppedInvalid  uint64 // undecodable record values found on disk and deleted
+
+	Commits       uint64 // successful commit transactions
+	CommitErrors  uint64 // failed commit transactions (e.g. disk full); the tail was kept
+	LastCommitErr string // text of the last commit error; "" after a successful commit
+	Quarantined   uint64 // database files moved aside by Open
+	Compactions   uint64 // successful compactions
+	SeqGap        uint64 // sequence numbers skipped at Open after an unclean stop
+}
+
+// entry is one record in the in-memory tail.
+type entry struct {
+	seq   uint64
+	data  []byte
+	at    time.Time
+	acked bool
+}
+
+// Buffer is a durable FIFO of byte records. Create it with Open.
+type Buffer struct {
+	path    string
+	sidecar string
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+
+	// commitMu serializes everything that writes the database: commit,
+	// reservation, compaction, Close. Lock order: commitMu, then dbMu, then mu.
+	// mu is never held across a bbolt call.
+	commitMu sync.Mutex
+
+	// dbMu guards the db pointer: readers hold it shared, the compaction swap
+	// and Close hold it exclusively.
+	dbMu sync.RWMutex
+	db   *bolt.DB
+
+	mu        sync.Mutex
+	closed    bool
+	running   bool
+	tail      []entry // ascending seq; acked entries stay until the next commit
+	tailLive  int
+	tailBytes int64
+	// ackedDisk holds committed records acked since the last commit, seq to
+	// data length; the next commit deletes them.
+	ackedDisk      map[uint64]int64
+	ackedDiskBytes int64
+	diskCount      int
+	diskBytes      int64
+	diskOldest     time.Time
+	next           uint64 // next seq to hand out
+	hwm            uint64 // highest reserved seq; next <= hwm+1
+	st             Stats  // counters only
+	notify         chan struct{}
+
+	lastDropLog   time.Time
+	dropsUnlogged [2]uint64 // max bytes, max age
+	lastErrLog    time.Time
+	errsUnlogged  uint64
+	lastCompact   time.Time
+	syncReserves  int // reservations Append had to wait for; guarded by commitMu
+
+	// Test hooks, nil in production.
+	commitHook   func(tx *bolt.Tx) error // called inside the commit transaction
+	afterCommit  func(last uint64)       // called after each successful commit with the last seq it wrote (0: none)
+	compactMin   int64                   // minimum file size worth compacting
+	compactEvery time.Duration           // minimum time between compaction checks
+}
+
+// Append assigns the next sequence number, calls encode(seq) to build the
+// record, and puts it in the in-memory tail. It does not wait on disk unless
+// the reserved sequence block is exhausted (commits failing for a long time).
+// If encode fails, the seq is not consumed. encode runs under the buffer's
+// lock: it must not call back into the Buffer.
+func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if b.next > b.hwm {
+		b.mu.Unlock()
+		if err := b.reserveNow(); err != nil {
+			return 0, err
+		}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return 0, ErrClosed
+		}
+		if b.next > b.hwm {
+			b.mu.Unlock()
+			return 0, fmt.Errorf("append: %w", ErrSeqUnavailable)
+		}
+	}
+	seq := b.next
+	data, err := encode(seq)
+	if err != nil {
+		b.mu.Unlock()
+		return 0, fmt.Errorf("append seq %d: encode: %w", seq, err)
+	}
+	b.next++
+	b.tail = append(b.tail, entry{seq: seq, data: data, at: b.now()})
+	b.tailLive++
+	b.tailBytes += int64(len(data))
+	b.mu.Unlock()
+
+	select {
+	case b.notify <- struct{}{}:
+	default:
+	}
+	return seq, nil
+}
+
+// Notify returns a channel that receives a value (without blocking the
+// sender; capacity 1) after each Append.
+func (b *Buffer) Notify() <-chan struct{} { return b.notify }
+
+// tailIndex returns the index of the first tail entry with seq >= s.
+// Caller holds mu.
+func (b *Buffer) tailIndex(s uint64) int {
+	return sort.Search(len(b.tail), func(i int) bool { return b.tail[i].seq >= s })
+}
+
+func (e entry) record() Record {
+	return Record{Seq: e.seq, Data: slices.Clone(e.data), Appended: e.at}
+}
+
+// snapshotAcked copies the set of acked committed records. Caller holds mu.
+func (b *Buffer) snapshotAcked() map[uint64]struct{} {
+	m := make(map[uint64]struct{}, len(b.ackedDisk))
+	for s := range b.ackedDisk {
+		m[s] = struct{}{}
+	}
+	return m
+}
+
+// Oldest returns up to max pending records with Seq > after, ascending.
+// Records acked concurrently may still be returned.
+func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	// The tail is read before the disk: a record committed in between is
+	// seen twice (deduplicated), never missed.
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var out []Record
+	for i := b.tailIndex(after + 1); i < len(b.tail) && len(out) < max; i++ {
+		if !b.tail[i].acked {
+			out = append(out, b.tail[i].record())
+		}
+	}
+	onDisk := b.diskCount > 0
+	acked := b.snapshotAcked()
+	b.mu.Unlock()
+	if !onDisk {
+		return out, nil
+	}
+
+	var disk []Record
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(disk) < max; k, v = c.Next() {
+			r, ok, err := diskRecord(k, v, acked)
+			if err != nil {
+				return err
+			}
+			if ok {
+				disk = append(disk, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read oldest after seq %d: %w", after, err)
+	}
+	return mergeRecords(disk, out, max, func(a, b uint64) int { return cmpU64(a, b) }), nil
+}
+
+// Newest returns up to max of the newest pending records, descending Seq.
+func (b *Buffer) Newest(max int) ([]Record, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var out []Record
+	for i := len(b.tail) - 1; i >= 0 && len(out) < max; i-- {
+		if !b.tail[i].acked {
+			out = append(out, b.tail[i].record())
+		}
+	}
+	onDisk := b.diskCount > 0 && len(out) < max
+	acked := b.snapshotAcked()
+	b.mu.Unlock()
+	if !onDisk {
+		return out, nil
+	}
+	var disk []Record
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Last(); k != nil && len(disk) < max; k, v = c.Prev() {
+			r, ok, err := diskRecord(k, v, acked)
+			if err != nil {
+				return err
+			}
+			if ok {
+				disk = append(disk, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read newest: %w", err)
+	}
+	return mergeRecords(disk, out, max, func(a, b uint64) int { return cmpU64(b, a) }), nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// mergeRecords merges two lists sorted by cmp, dropping duplicate seqs, and
+// keeps the first max.
+func mergeRecords(a, b []Record, max int, cmp func(x, y uint64) int) []Record {
+	out := make([]Record, 0, min(max, len(a)+len(b)))
+	i, j := 0, 0
+	for len(out) < max && (i < len(a) || j < len(b)) {
+		switch {
+		case j >= len(b) || (i < len(a) && cmp(a[i].Seq, b[j].Seq) < 0):
+			out = append(out, a[i])
+			i++
+		case i >= len(a) || cmp(a[i].Seq, b[j].Seq) > 0:
+			out = append(out, b[j])
+			j++
+		default: // same seq: committed while we read
+			out = append(out, b[j])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+func diskRecord(k, v []byte, acked map[uint64]struct{}) (Record, bool, error) {
+	seq, ok := keySeq(k)
+	if !ok {
+		return Record{}, false, fmt.Errorf("record key %x is not 8 bytes", k)
+	}
+	if _, gone := acked[seq]; gone {
+		return Record{}, false, nil
+	}
+	at, data, err := decodeValue(v)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	return Record{Seq: seq, Data: slices.Clone(data), Appended: at}, true, nil
+}
+
+// Ack deletes the records with these seqs, in any order. Unknown or already
+// acked seqs are ignored. A record still in the tail is forgotten and never
+// written; a committed one is deleted at the next commit.
+func (b *Buffer) Ack(seqs ...uint64) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	var rest []uint64
+	for _, s := range seqs {
+		if s >= b.next {
+			continue
+		}
+		if i := b.tailIndex(s); i < len(b.tail) && b.tail[i].seq == s {
+			if e := &b.tail[i]; !e.acked {
+				e.acked = true
+				b.tailLive--
+				b.tailBytes -= int64(len(e.data))
+				e.data = nil
+			}
+			continue
+		}
+		if _, ok := b.ackedDisk[s]; !ok {
+			rest = append(rest, s)
+		}
+	}
+	onDisk := b.diskCount > 0
+	b.mu.Unlock()
+	if len(rest) == 0 || !onDisk {
+		return nil
+	}
+
+	// Look the sizes up so Stats stays exact until the next commit.
+	found := make(map[uint64]int64, len(rest))
+	err := b.view(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketRecords)
+		for _, s := range rest {
+			if v := bk.Get(seqKey(s)); v != nil {
+				found[s] = int64(max(len(v)-valueHeader, 0))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s, n := range found {
+		if _, ok := b.ackedDisk[s]; !ok {
+			b.ackedDisk[s] = n
+			b.ackedDiskBytes += n
+		}
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the buffer's state and counters.
+func (b *Buffer) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.st
+	s.Tail = b.tailLive
+	s.Pending = b.tailLive + b.diskCount - len(b.ackedDisk)
+	s.PendingBytes = b.tailBytes + b.diskBytes - b.ackedDiskBytes
+	s.NextSeq = b.next
+	s.ReservedSeq = b.hwm
+	if b.diskCount > len(b.ackedDisk) {
+		s.OldestAppended = b.diskOldest
+	} else {
+		for _, e := range b.tail {
+			if !e.acked {
+				s.OldestAppended = e.at
+				break
+			}
+		}
+	}
+	return s
+}
+
+// view runs fn in a read transaction, turning a panic or memory fault from a
+// damaged file into an error.
+func (b *Buffer) view(fn func(tx *bolt.Tx) error) error {
+	b.dbMu.RLock()
+	defer b.dbMu.RUnlock()
+	if b.db == nil {
+		return ErrClosed
+	}
+	return guard(func() error { return b.db.View(fn) })
+}

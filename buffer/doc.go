@@ -1,0 +1,36 @@
+// Package buffer is a durable FIFO of opaque byte records on bbolt, built for a
+// gateway on flash that wears out and loses power without warning.
+//
+// It owns one bbolt file (plus a tiny sidecar file next to it that remembers
+// the sequence high-water mark) and knows nothing of GPS or AWS: records are
+// bytes, and the caller embeds the sequence number in them.
+//
+// # Contract
+//
+//   - Append assigns a sequence number that never repeats for this file path,
+//     across restarts, crashes, and a deleted or quarantined database file. It
+//     puts the record in an in-memory tail and never waits on disk, except in
+//     the rare case where the reserved block of sequence numbers is exhausted
+//     because commits have been failing (see Options.SeqBlock).
+//   - Run commits the tail to bbolt every Options.CommitInterval in one fsynced
+//     transaction. A record acked while still in the tail is never written.
+//     On power loss or kill -9 at most one commit interval of records is lost;
+//     Close loses nothing.
+//   - Oldest and Newest read pending records; Ack deletes them in any order.
+//     Acks of committed records are applied at the next commit, so a record
+//     acked just before a crash may be read again after restart: delivery is
+//     at least once.
+//   - Pending data is bounded by Options.MaxBytes and Options.MaxAge; when over,
+//     the oldest records are dropped and counted. Append never fails for being full.
+//   - A corrupt, truncated or zero-length file, or one written by a newer format,
+//     is moved aside as NAME.corrupt-<UTC timestamp> and a new one is started.
+//
+// # Concurrency
+//
+// Append, Oldest, Newest, Ack, Commit, Stats and Run may be called from
+// different goroutines at the same time. Close must be called after Run has
+// returned. The encode function passed to Append runs under the buffer's lock:
+// it must be quick and must not call back into the Buffer.
+//
+// The on-disk format is described in FORMAT.md.
+package buffer

@@ -1,0 +1,136 @@
+package buffer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The on-disk layout; FORMAT.md is the prose version of this file.
+const (
+	// formatVersion is stored in meta/format. A file with a larger value was
+	// written by a newer release and is moved aside rather than misread.
+	formatVersion = 1
+
+	// valueVersion is the first byte of every record value.
+	valueVersion = 1
+
+	// valueHeader is the version byte plus the appended time (int64 BE unix nanoseconds).
+	valueHeader = 1 + 8
+
+	sidecarSuffix = ".seq"
+	sidecarMagic  = "gps-agent buffer seq v1"
+)
+
+var (
+	bucketRecords = []byte("records")
+	bucketMeta    = []byte("meta")
+
+	keyFormat    = []byte("format")        // uint64 BE: formatVersion
+	keyReserved  = []byte("seq_reserved")  // uint64 BE: highest seq that may have been handed out
+	keyCommitted = []byte("seq_committed") // uint64 BE: next seq at the last commit (for the gap log)
+	keyClean     = []byte("clean_next")    // uint64 BE: next seq, present only after a clean Close
+)
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func keySeq(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+func u64(v uint64) []byte { return seqKey(v) }
+
+func getU64(v []byte) (uint64, bool) { return keySeq(v) }
+
+func encodeValue(at time.Time, data []byte) []byte {
+	v := make([]byte, valueHeader+len(data))
+	v[0] = valueVersion
+	binary.BigEndian.PutUint64(v[1:9], uint64(at.UnixNano()))
+	copy(v[valueHeader:], data)
+	return v
+}
+
+// decodeValue returns the appended time and the data, which aliases v.
+func decodeValue(v []byte) (time.Time, []byte, error) {
+	if len(v) < valueHeader {
+		return time.Time{}, nil, fmt.Errorf("record value of %d bytes is shorter than its %d-byte header", len(v), valueHeader)
+	}
+	if v[0] != valueVersion {
+		return time.Time{}, nil, fmt.Errorf("record value version %d, want %d", v[0], valueVersion)
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), v[valueHeader:], nil
+}
+
+// readSidecar returns the high-water mark stored next to the database, or 0
+// if there is none.
+func readSidecar(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read seq sidecar %s: %w", path, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) != 2 || lines[0] != sidecarMagic || !strings.HasPrefix(lines[1], "reserved ") {
+		return 0, fmt.Errorf("read seq sidecar %s: unexpected content %q", path, truncate(b, 80))
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "reserved "), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read seq sidecar %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// writeSidecar replaces the sidecar atomically: temp file, fsync, rename, fsync dir.
+func writeSidecar(path string, reserved uint64) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("write seq sidecar: %w", err)
+	}
+	_, werr := fmt.Fprintf(f, "%s\nreserved %d\n", sidecarMagic, reserved)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write seq sidecar %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write seq sidecar: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return bytes.ToValidUTF8(b, []byte("?"))
+}

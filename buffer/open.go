@@ -1,0 +1,338 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// lockTimeout bounds the wait for bbolt's file lock: a second process on the
+// same file gets an error instead of hanging forever.
+const lockTimeout = 2 * time.Second
+
+// Open opens (creating it and its directories if needed) the buffer at path.
+// A damaged database, or one written by a newer format version, is moved
+// aside and replaced by an empty one; the sequence numbers still continue
+// past any handed out before, thanks to the sidecar file path+".seq".
+// Open checks the whole file (bbolt's consistency check), which reads every
+// page once. It starts no goroutine: call Run for group commits.
+func Open(path string, opts Options) (*Buffer, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", path, err)
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open buffer: %w", err)
+	}
+	b := &Buffer{
+		path:         path,
+		sidecar:      path + sidecarSuffix,
+		opts:         opts,
+		log:          opts.Log.With("component", "buffer", "path", path),
+		now:          opts.Now,
+		ackedDisk:    make(map[uint64]int64),
+		notify:       make(chan struct{}, 1),
+		compactMin:   4 << 20,
+		compactEvery: 10 * time.Minute,
+	}
+	side, err := readSidecar(b.sidecar)
+	if err != nil {
+		// The database's own mark still holds; a lost sidecar only matters if
+		// the database is lost too.
+		b.log.Warn("ignoring unreadable seq sidecar", "err", err)
+		side = 0
+	}
+	for attempt := 0; ; attempt++ {
+		err := b.openOnce(side)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, errCorrupt) || attempt > 0 {
+			return nil, fmt.Errorf("open buffer %s: %w", path, err)
+		}
+		if qerr := b.quarantine(err); qerr != nil {
+			return nil, fmt.Errorf("open buffer %s: %w (after %w)", path, qerr, err)
+		}
+	}
+}
+
+// openOnce opens and validates the file. Errors wrapping errCorrupt mean the
+// file should be moved aside.
+func (b *Buffer) openOnce(side uint64) error {
+	fi, err := os.Stat(b.path)
+	switch {
+	case err == nil && fi.Size() == 0:
+		// bbolt would silently initialise it, but an empty file where a
+		// database was is a torn creation or a wiped file: keep evidence.
+		return fmt.Errorf("%w: zero-length file", errCorrupt)
+	case err == nil && !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", b.path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+
+	var db *bolt.DB
+	err = guard(func() error {
+		var oerr error
+		db, oerr = bolt.Open(b.path, 0o640, &bolt.Options{Timeout: lockTimeout})
+		return oerr
+	})
+	if err != nil {
+		if isCorruption(err) {
+			return fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("database is locked by another process: %w", err)
+		}
+		return err
+	}
+	if err := b.load(db, side); err != nil {
+		_ = db.Close()
+		return err
+	}
+	b.db = db
+	return nil
+}
+
+// isCorruption tells a damaged file from a problem of the environment
+// (permissions, lock, no space, no memory) that moving the file would not fix.
+func isCorruption(err error) bool {
+	if errors.Is(err, berrors.ErrTimeout) {
+		return false
+	}
+	var pe *fs.PathError
+	var errno syscall.Errno
+	if errors.As(err, &pe) || errors.As(err, &errno) {
+		return false
+	}
+	return true
+}
+
+// load validates an open database, recovers the sequence state and the
+// accounting, and reserves the first block of sequence numbers.
+func (b *Buffer) load(db *bolt.DB, side uint64) error {
+	fi, err := os.Stat(b.path)
+	if err != nil {
+		return err
+	}
+	var invalid [][]byte
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if tx.Size() > fi.Size() {
+				return fmt.Errorf("%w: truncated: meta page says %d bytes, file has %d", errCorrupt, tx.Size(), fi.Size())
+			}
+			if m := tx.Bucket(bucketMeta); m != nil {
+				if v := m.Get(keyFormat); v != nil {
+					f, ok := getU64(v)
+					if !ok {
+						return fmt.Errorf("%w: meta format value %x", errCorrupt, v)
+					}
+					if f > formatVersion {
+						return fmt.Errorf("%w: format version %d is newer than %d", errCorrupt, f, formatVersion)
+					}
+				}
+			}
+			// Walk every page on this goroutine first, where a fault is a
+			// recoverable panic; tx.Check then runs on its own goroutine,
+			// where a fault would kill the process, over pages already read.
+			if err := walkAll(tx); err != nil {
+				return err
+			}
+			if bk := tx.Bucket(bucketRecords); bk != nil {
+				err := bk.ForEach(func(k, v []byte) error {
+					at, data, derr := decodeValue(v)
+					if _, ok := keySeq(k); !ok || derr != nil {
+						invalid = append(invalid, append([]byte(nil), k...))
+						return nil
+					}
+					if b.diskCount == 0 {
+						b.diskOldest = at
+					}
+					b.diskCount++
+					b.diskBytes += int64(len(data))
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			var first error
+			for cerr := range tx.Check() {
+				if first == nil { // keep draining so the checker goroutine ends
+					first = fmt.Errorf("%w: consistency check: %w", errCorrupt, cerr)
+				}
+			}
+			return first
+		})
+	})
+	if err != nil {
+		if !errors.Is(err, errCorrupt) {
+			// A panic or fault while reading: the file is damaged.
+			err = fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		return err
+	}
+
+	var dbHwm, committed, clean uint64
+	var hasClean bool
+	err = guard(func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			m, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			bk, err := tx.CreateBucketIfNotExists(bucketRecords)
+			if err != nil {
+				return err
+			}
+			for _, k := range invalid {
+				if err := bk.Delete(k); err != nil {
+					return err
+				}
+			}
+			dbHwm, _ = getU64(m.Get(keyReserved))
+			committed, _ = getU64(m.Get(keyCommitted))
+			clean, hasClean = getU64(m.Get(keyClean))
+			if err := m.Delete(keyClean); err != nil {
+				return err
+			}
+			return m.Put(keyFormat, u64(formatVersion))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("initialise database: %w", err)
+	}
+	if len(invalid) > 0 {
+		b.st.DroppedInvalid += uint64(len(invalid))
+		b.log.Warn("deleted undecodable records", "count", len(invalid))
+	}
+
+	// Decide the next seq. Seq 0 is never handed out, so "after 0" means "all".
+	switch {
+	case side > dbHwm:
+		// The database is not the one the sidecar belongs to (deleted,
+		// quarantined, or restored from an old copy).
+		b.next = side + 1
+		b.log.Info("database behind seq sidecar; continuing past the sidecar's mark",
+			"db_reserved", dbHwm, "sidecar_reserved", side, "next_seq", b.next)
+	case hasClean:
+		b.next = max(clean, 1)
+	case dbHwm > 0:
+		b.next = dbHwm + 1
+		from := max(committed, 1)
+		if from <= dbHwm {
+			b.st.SeqGap = dbHwm - from + 1
+			b.log.Info("unclean stop: skipping seqs that may have been handed out",
+				"gap_from", from, "gap_to", dbHwm, "next_seq", b.next)
+		}
+	default:
+		b.next = 1
+	}
+	b.hwm = b.next - 1
+	b.db = db
+	err = b.reserve(b.next - 1 + b.opts.SeqBlock)
+	b.db = nil
+	return err
+}
+
+// reserve makes hwm durable in the database and the sidecar, then publishes
+// it. Caller holds commitMu (or is Open).
+func (b *Buffer) reserve(hwm uint64) error {
+	err := guard(func() error {
+		return b.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyReserved, u64(hwm))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("reserve seq up to %d: %w", hwm, err)
+	}
+	b.publishReserved(hwm)
+	return nil
+}
+
+// publishReserved writes the sidecar and lets Append use seqs up to hwm,
+// which the database already holds durably.
+func (b *Buffer) publishReserved(hwm uint64) {
+	if err := writeSidecar(b.sidecar, hwm); err != nil {
+		// The database holds the mark; only a lost database would also lose it.
+		b.log.Warn("seq sidecar not updated", "reserved", hwm, "err", err)
+	}
+	b.mu.Lock()
+	if hwm > b.hwm {
+		b.hwm = hwm
+	}
+	b.mu.Unlock()
+}
+
+// reserveNow reserves a block synchronously, for Append when the block
+// reserved ahead ran out.
+func (b *Buffer) reserveNow() error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	b.mu.Lock()
+	closed, next, hwm := b.closed, b.next, b.hwm
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if next <= hwm {
+		return nil
+	}
+	b.syncReserves++
+	b.log.Warn("seq block exhausted before the commit loop reserved the next; reserving synchronously", "next_seq", next)
+	if err := b.reserve(next - 1 + b.opts.SeqBlock); err != nil {
+		return fmt.Errorf("append: %w: %w", ErrSeqUnavailable, err)
+	}
+	return nil
+}
+
+// walkAll visits every key of every bucket, nested ones included.
+func walkAll(tx *bolt.Tx) error {
+	var walk func(bk *bolt.Bucket) error
+	walk = func(bk *bolt.Bucket) error {
+		return bk.ForEach(func(k, v []byte) error {
+			if v == nil {
+				if child := bk.Bucket(k); child != nil {
+					return walk(child)
+				}
+			}
+			return nil
+		})
+	}
+	return tx.ForEach(func(_ []byte, bk *bolt.Bucket) error { return walk(bk) })
+}
+
+// quarantine moves a damaged database aside as NAME.corrupt-<UTC timestamp>.
+func (b *Buffer) quarantine(cause error) error {
+	dst := b.path + ".corrupt-" + b.now().UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(b.path, dst); err != nil {
+		return fmt.Errorf("move damaged database aside: %w", err)
+	}
+	if err := syncDir(filepath.Dir(b.path)); err != nil {
+		return err
+	}
+	b.st.Quarantined++
+	b.log.Error("damaged database moved aside; starting a new one", "moved_to", dst, "cause", cause)
+	return nil
+}
+
+// guard runs fn, turning a panic or a memory fault (bbolt reading a damaged
+// or truncated mmap) into an error.
+func guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bbolt panic: %v", r)
+		}
+	}()
+	return fn()
+}

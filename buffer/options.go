@@ -1,0 +1,106 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options configures a Buffer. Start from DefaultOptions; zero fields are
+// replaced by their defaults in Open.
+type Options struct {
+	// CommitInterval is the group-commit period. Records appended within one
+	// interval are written in one fsynced transaction, and records acked
+	// within it are never written at all. It is also the loss window on
+	// power loss or kill -9. Default 1s: one fix at 1 Hz at risk, and at most
+	// one flash write burst per second even while the uplink is down.
+	CommitInterval time.Duration
+
+	// MaxBytes bounds the bytes of pending record data (len(Data), summed).
+	// When over, the oldest records are dropped at the next commit. Default:
+	// one week of 1 Hz fixes of ~250 B = 151,200,000 B. bbolt needs more than
+	// this on disk (page overhead, free pages, and a second file while
+	// compacting): plan for about 3x MaxBytes of free space.
+	MaxBytes int64
+
+	// MaxAge drops records appended longer ago than this. Default 7 days:
+	// older positions are of no use to dispatch and would only delay live ones.
+	MaxAge time.Duration
+
+	// SeqBlock is how many sequence numbers are reserved per durable write of
+	// the high-water mark. A larger block means fewer writes and a larger gap
+	// after a crash. The next block is reserved when half of the current one
+	// is used, so Append never waits for it. Default 1000: one write every
+	// ~8 minutes at 1 Hz, a gap of at most 1000 numbers after a crash.
+	SeqBlock uint64
+
+	// Log receives the buffer's logs. Default slog.Default().
+	Log *slog.Logger
+
+	// Now is the clock used for Appended times and MaxAge. Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults, each with its reason in the Options field docs.
+const (
+	DefaultCommitInterval = time.Second
+	DefaultMaxBytes       = int64(7 * 24 * 3600 * 250)
+	DefaultMaxAge         = 7 * 24 * time.Hour
+	DefaultSeqBlock       = 1000
+)
+
+// DefaultOptions returns the options used for a gateway in the field.
+func DefaultOptions() Options {
+	return Options{
+		CommitInterval: DefaultCommitInterval,
+		MaxBytes:       DefaultMaxBytes,
+		MaxAge:         DefaultMaxAge,
+		SeqBlock:       DefaultSeqBlock,
+		Log:            slog.Default(),
+		Now:            time.Now,
+	}
+}
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.CommitInterval == 0 {
+		o.CommitInterval = d.CommitInterval
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = d.MaxBytes
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = d.MaxAge
+	}
+	if o.SeqBlock == 0 {
+		o.SeqBlock = d.SeqBlock
+	}
+	if o.Log == nil {
+		o.Log = d.Log
+	}
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	return o
+}
+
+// Validate reports options that cannot work. Zero values are valid: they
+// mean "default".
+func (o Options) Validate() error {
+	var errs []error
+	if o.CommitInterval < 0 {
+		errs = append(errs, fmt.Errorf("buffer options: CommitInterval %v is negative", o.CommitInterval))
+	}
+	if o.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("buffer options: MaxBytes %d is negative", o.MaxBytes))
+	}
+	if o.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("buffer options: MaxAge %v is negative", o.MaxAge))
+	}
+	if o.SeqBlock > 1<<40 {
+		errs = append(errs, fmt.Errorf("buffer options: SeqBlock %d is absurdly large", o.SeqBlock))
+	}
+	return errors.Join(errs...)
+}

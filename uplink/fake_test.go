@@ -1,0 +1,99 @@
+package uplink
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// putFunc fakes the Kinesis API with a function.
+type putFunc func(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+
+func (f putFunc) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	return f(ctx, in, optFns...)
+}
+
+// memQueue is an in-memory Queue.
+type memQueue struct {
+	mu      sync.Mutex
+	next    uint64
+	pending map[uint64][]byte
+	acked   map[uint64]int // how many times each seq was acked
+	ackErr  error          // returned by Ack while set
+	notify  chan struct{}
+}
+
+func newMemQueue() *memQueue {
+	return &memQueue{next: 1, pending: map[uint64][]byte{}, acked: map[uint64]int{}, notify: make(chan struct{}, 1)}
+}
+
+func (q *memQueue) add(data ...string) {
+	q.mu.Lock()
+	for _, d := range data {
+		q.pending[q.next] = []byte(d)
+		q.next++
+	}
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *memQueue) sorted() []uint64 {
+	keys := make([]uint64, 0, len(q.pending))
+	for k := range q.pending {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (q *memQueue) Oldest(after uint64, max int) ([]Record, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []Record
+	for _, k := range q.sorted() {
+		if k > after && len(out) < max {
+			out = append(out, Record{Seq: k, Data: q.pending[k]})
+		}
+	}
+	return out, nil
+}
+
+func (q *memQueue) Newest(max int) ([]Record, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	keys := q.sorted()
+	slices.Reverse(keys)
+	var out []Record
+	for _, k := range keys {
+		if len(out) < max {
+			out = append(out, Record{Seq: k, Data: q.pending[k]})
+		}
+	}
+	return out, nil
+}
+
+func (q *memQueue) Ack(seqs ...uint64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ackErr != nil {
+		return q.ackErr
+	}
+	for _, s := range seqs {
+		delete(q.pending, s)
+		q.acked[s]++
+	}
+	return nil
+}
+
+func (q *memQueue) Notify() <-chan struct{} { return q.notify }
+
+func (q *memQueue) pendingCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}

@@ -1,0 +1,55 @@
+package uplink
+
+import (
+	"maps"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// Stats are the uplink's counters since New. All counts only grow.
+type Stats struct {
+	RecordsSent  uint64 // records put in calls, resends included
+	RecordsAcked uint64 // records Kinesis stored and the queue deleted
+	Calls        uint64 // PutRecords calls made
+	Retries      uint64 // calls made after a failed round (resends and retries)
+	// CallErrors counts calls that failed as a whole, by error code (AWS
+	// code, "http 503", "timeout", "unreachable", ...).
+	CallErrors map[string]uint64
+	// FailedRecords counts records rejected inside a successful call, by
+	// ErrorCode (ProvisionedThroughputExceededException, InternalFailure,
+	// KMS...).
+	FailedRecords map[string]uint64
+	Throttles     uint64 // throttling replies, per record or per call
+	Oversize      uint64 // records skipped because they exceed MaxRecordBytes
+	// BytesSent and BytesReceived approximate the HTTP traffic (headers and
+	// JSON bodies, no TLS or TCP/IP overhead): what the data plan pays for.
+	BytesSent     uint64
+	BytesReceived uint64
+	LastSuccess   time.Time // when Kinesis last stored a record
+	LastError     string    // the last failure, with the AWS message
+	LastErrorTime time.Time
+}
+
+// Stats returns a snapshot of the counters. Safe to call at any time.
+func (u *Uplink) Stats() Stats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.stats
+	s.CallErrors = maps.Clone(u.stats.CallErrors)
+	s.FailedRecords = maps.Clone(u.stats.FailedRecords)
+	return s
+}
+
+// replyBytes estimates a PutRecords reply's size: headers, then per record
+// a sequence number (~56 digits) and shard ID, or an error code and message.
+func replyBytes(out *kinesis.PutRecordsOutput) int {
+	n := replyHeaderBytes + len(`{"FailedRecordCount":0,"Records":[]}`)
+	for _, e := range out.Records {
+		n += len(`{"SequenceNumber":"","ShardId":""},`) +
+			len(aws.ToString(e.SequenceNumber)) + len(aws.ToString(e.ShardId)) +
+			len(aws.ToString(e.ErrorCode)) + len(aws.ToString(e.ErrorMessage))
+	}
+	return n
+}
