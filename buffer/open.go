@@ -141,7 +141,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 				}
 			}
 			// Walk every page on this goroutine first, where a fault is a
-			// recoverable panic; tx.Check then runs on its own goroutine,
+			// recoverable panic; tx.Check later runs on its own goroutine,
 			// where a fault would kill the process, over pages already read.
 			if err := walkAll(tx); err != nil {
 				return err
@@ -164,13 +164,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 					return err
 				}
 			}
-			var first error
-			for cerr := range tx.Check() {
-				if first == nil { // keep draining so the checker goroutine ends
-					first = fmt.Errorf("%w: consistency check: %w", errCorrupt, cerr)
-				}
-			}
-			return first
+			return nil
 		})
 	})
 	if err != nil {
@@ -208,7 +202,24 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("initialise database: %w", err)
+		return fmt.Errorf("%w: initialise database: %w", errCorrupt, err)
+	}
+	// The consistency check runs after one write transaction: if only one
+	// meta page was torn, bbolt opened the other, and the write just
+	// rewrote the torn one (meta pages alternate by transaction id).
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var first error
+			for cerr := range tx.Check() {
+				if first == nil { // keep draining so the checker goroutine ends
+					first = fmt.Errorf("%w: consistency check: %w", errCorrupt, cerr)
+				}
+			}
+			return first
+		})
+	})
+	if err != nil {
+		return err
 	}
 	if len(invalid) > 0 {
 		b.st.DroppedInvalid += uint64(len(invalid))

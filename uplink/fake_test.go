@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
@@ -23,10 +25,11 @@ type memQueue struct {
 	acked   map[uint64]int // how many times each seq was acked
 	ackErr  error          // returned by Ack while set
 	notify  chan struct{}
+	changed chan struct{} // signalled (non-blocking) after every Ack
 }
 
 func newMemQueue() *memQueue {
-	return &memQueue{next: 1, pending: map[uint64][]byte{}, acked: map[uint64]int{}, notify: make(chan struct{}, 1)}
+	return &memQueue{next: 1, pending: map[uint64][]byte{}, acked: map[uint64]int{}, notify: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 }
 
 func (q *memQueue) add(data ...string) {
@@ -87,6 +90,10 @@ func (q *memQueue) Ack(seqs ...uint64) error {
 		delete(q.pending, s)
 		q.acked[s]++
 	}
+	select {
+	case q.changed <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -96,4 +103,18 @@ func (q *memQueue) pendingCount() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.pending)
+}
+
+// waitDrained waits until nothing is pending, or fails the test after d.
+func (q *memQueue) waitDrained(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for q.pendingCount() > 0 {
+		select {
+		case <-q.changed:
+		case <-deadline.C:
+			t.Fatalf("queue not drained after %v: %d pending", d, q.pendingCount())
+		}
+	}
 }

@@ -1,0 +1,281 @@
+package uplinktest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Faults is what a Proxy injects. Shares are probabilities in [0, 1],
+// drawn per request (or per record, for FailRecords) from a seeded source,
+// so a run is repeatable.
+type Faults struct {
+	// FailRecords is the share of PutRecords entries failed inside an
+	// otherwise successful reply, with RecordErrorCode. Failed entries are
+	// removed from the request before forwarding, as Kinesis does not store
+	// them.
+	FailRecords float64
+	// RecordErrorCode is the ErrorCode of failed entries; default
+	// ProvisionedThroughputExceededException.
+	RecordErrorCode string
+	// Status500 is the share of requests answered 500 InternalFailure
+	// without forwarding.
+	Status500 float64
+	// Throttle is the share of requests answered 400
+	// ProvisionedThroughputExceededException without forwarding.
+	Throttle float64
+	// DropReply is the share of requests forwarded (so stored) whose reply is
+	// dropped: the connection is closed. The client cannot know the records
+	// were stored; they are sent again (duplicates, at least once).
+	DropReply float64
+	// Blackout closes every connection without a reply, like a dead zone.
+	Blackout bool
+}
+
+// ProxyCounts counts what a Proxy did.
+type ProxyCounts struct {
+	Requests       int // requests received
+	Forwarded      int // requests forwarded upstream
+	FailedRecords  int // entries failed inside replies
+	Status500      int
+	Throttled      int
+	DroppedReplies int // forwarded, reply dropped
+	DroppedRecords int // records stored upstream whose reply was dropped
+	Blackouts      int // requests dropped without forwarding
+}
+
+// Proxy is a fault-injecting HTTP proxy in front of a local Kinesis,
+// listening on 127.0.0.1. Point a client at URL.
+type Proxy struct {
+	URL string
+
+	target string
+	srv    *httptest.Server
+	client *http.Client
+
+	mu     sync.Mutex
+	faults Faults
+	rnd    *rand.Rand
+	counts ProxyCounts
+}
+
+// NewProxy starts a proxy to target (an http:// endpoint) injecting no
+// faults until Set. It is closed on test cleanup.
+func NewProxy(t testing.TB, target string, seed uint64) *Proxy {
+	t.Helper()
+	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.URL = p.srv.URL
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// Set replaces the faults injected from the next request on.
+func (p *Proxy) Set(f Faults) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f.RecordErrorCode == "" {
+		f.RecordErrorCode = "ProvisionedThroughputExceededException"
+	}
+	p.faults = f
+}
+
+// Counts returns what the proxy has done so far.
+func (p *Proxy) Counts() ProxyCounts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.counts
+}
+
+type putRecordsRequest struct {
+	Records    []json.RawMessage `json:"Records"`
+	StreamName string            `json:"StreamName,omitempty"`
+	StreamARN  string            `json:"StreamARN,omitempty"`
+}
+
+type putRecordsReply struct {
+	FailedRecordCount int               `json:"FailedRecordCount"`
+	Records           []json.RawMessage `json:"Records"`
+	EncryptionType    string            `json:"EncryptionType,omitempty"`
+}
+
+// decide draws this request's fate under the lock.
+func (p *Proxy) decide() (f Faults, status500, throttle, drop bool, chance func(float64) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counts.Requests++
+	f = p.faults
+	chance = func(share float64) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return share > 0 && p.rnd.Float64() < share
+	}
+	roll := func(share float64) bool { return share > 0 && p.rnd.Float64() < share }
+	status500 = roll(f.Status500)
+	throttle = !status500 && roll(f.Throttle)
+	drop = !status500 && !throttle && roll(f.DropReply)
+	return
+}
+
+func (p *Proxy) count(fn func(c *ProxyCounts)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(&p.counts)
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	f, status500, throttle, drop, chance := p.decide()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	switch {
+	case f.Blackout:
+		p.count(func(c *ProxyCounts) { c.Blackouts++ })
+		hangUp(w)
+		return
+	case status500:
+		p.count(func(c *ProxyCounts) { c.Status500++ })
+		awsError(w, http.StatusInternalServerError, "InternalFailure", "injected by uplinktest proxy")
+		return
+	case throttle:
+		p.count(func(c *ProxyCounts) { c.Throttled++ })
+		awsError(w, http.StatusBadRequest, "ProvisionedThroughputExceededException", "Rate exceeded (injected)")
+		return
+	}
+
+	isPut := r.Header.Get("X-Amz-Target") == "Kinesis_20131202.PutRecords"
+	var req putRecordsRequest
+	var failed []bool // per original entry
+	if isPut && f.FailRecords > 0 && json.Unmarshal(body, &req) == nil {
+		failed = make([]bool, len(req.Records))
+		var keep []json.RawMessage
+		for i, rec := range req.Records {
+			if failed[i] = chance(f.FailRecords); !failed[i] {
+				keep = append(keep, rec)
+			}
+		}
+		req.Records = keep
+		if len(keep) == 0 {
+			p.count(func(c *ProxyCounts) { c.FailedRecords += len(failed) })
+			writeReply(w, mergeReply(nil, failed, f.RecordErrorCode))
+			return
+		}
+		body, _ = json.Marshal(req)
+	} else {
+		failed = nil
+	}
+
+	up, err := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		hangUp(w)
+		return
+	}
+	up.Header = r.Header.Clone()
+	up.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	up.ContentLength = int64(len(body))
+	resp, err := p.client.Do(up)
+	if err != nil {
+		hangUp(w) // upstream down: the client sees a reset, as in an outage
+		return
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		hangUp(w)
+		return
+	}
+	p.count(func(c *ProxyCounts) { c.Forwarded++ })
+	if drop {
+		p.count(func(c *ProxyCounts) {
+			c.DroppedReplies++
+			if isPut && resp.StatusCode == http.StatusOK {
+				var rep putRecordsReply
+				if json.Unmarshal(reply, &rep) == nil {
+					c.DroppedRecords += len(rep.Records) - rep.FailedRecordCount
+				}
+			}
+		})
+		hangUp(w)
+		return
+	}
+	if failed != nil && resp.StatusCode == http.StatusOK {
+		var rep putRecordsReply
+		if err := json.Unmarshal(reply, &rep); err == nil && len(rep.Records) == len(req.Records) {
+			n := 0
+			for _, x := range failed {
+				if x {
+					n++
+				}
+			}
+			p.count(func(c *ProxyCounts) { c.FailedRecords += n })
+			writeReply(w, mergeReply(&rep, failed, f.RecordErrorCode))
+			return
+		}
+	}
+	for k, v := range resp.Header {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(reply)
+}
+
+// mergeReply puts injected failures back at their request positions among
+// the upstream's results.
+func mergeReply(up *putRecordsReply, failed []bool, code string) putRecordsReply {
+	var out putRecordsReply
+	next := 0
+	entry, _ := json.Marshal(map[string]string{"ErrorCode": code, "ErrorMessage": "injected by uplinktest proxy"})
+	for _, f := range failed {
+		if f {
+			out.Records = append(out.Records, entry)
+			out.FailedRecordCount++
+			continue
+		}
+		out.Records = append(out.Records, up.Records[next])
+		next++
+	}
+	if up != nil {
+		out.FailedRecordCount += up.FailedRecordCount
+		out.EncryptionType = up.EncryptionType
+	}
+	return out
+}
+
+func writeReply(w http.ResponseWriter, rep putRecordsReply) {
+	b, _ := json.Marshal(rep)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_, _ = w.Write(b)
+}
+
+func awsError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, msg)
+}
+
+// hangUp closes the client's connection without a reply.
+func hangUp(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("uplinktest proxy: cannot hijack connection")
+	}
+	conn, _, err := hj.Hijack()
+	if err == nil {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // RST, like a dropped cellular link
+		}
+		conn.Close()
+	}
+}
