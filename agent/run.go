@@ -135,8 +135,8 @@ func (q queue) Newest(max int) ([]uplink.Record, error) {
 	return toUplink(recs), err
 }
 
-func (q queue) Ack(seqs ...uint64) error  { return q.b.Ack(seqs...) }
-func (q queue) Notify() <-chan struct{}   { return q.b.Notify() }
+func (q queue) Ack(seqs ...uint64) error { return q.b.Ack(seqs...) }
+func (q queue) Notify() <-chan struct{}  { return q.b.Notify() }
 
 func toUplink(recs []buffer.Record) []uplink.Record {
 	out := make([]uplink.Record, len(recs))
