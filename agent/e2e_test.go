@@ -112,7 +112,8 @@ type feeder struct {
 	path   string
 
 	mu      sync.Mutex
-	written int // epochs written so far
+	written int         // epochs written so far
+	at      []time.Time // when each epoch's last byte was written
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -152,8 +153,10 @@ func (f *feeder) start() {
 			if _, err := f.master.Write(f.sim.Epoch(i)); err != nil {
 				return
 			}
+			now := time.Now()
 			f.mu.Lock()
 			f.written++
+			f.at = append(f.at, now)
 			f.mu.Unlock()
 		}
 	}()

@@ -202,7 +202,10 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("%w: initialise database: %w", errCorrupt, err)
+		if isCorruption(err) {
+			return fmt.Errorf("%w: initialise database: %w", errCorrupt, err)
+		}
+		return fmt.Errorf("initialise database: %w", err)
 	}
 	// The consistency check runs after one write transaction: if only one
 	// meta page was torn, bbolt opened the other, and the write just

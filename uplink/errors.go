@@ -113,7 +113,8 @@ func classify(err error) error {
 		return classifyCode(api.ErrorCode(), api.ErrorMessage(), err)
 	}
 	var resp *smithyhttp.ResponseError
-	if errors.As(err, &resp) {
+	// Status 0: no response at all; classify by the transport error below.
+	if errors.As(err, &resp) && resp.HTTPStatusCode() != 0 {
 		status := resp.HTTPStatusCode()
 		code := fmt.Sprintf("http %d", status)
 		switch {
@@ -131,7 +132,7 @@ func classify(err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return &RetryableError{Code: "timeout", Err: err}
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &RetryableError{Code: "connection", Err: err}
 	}
 	var sign *v4.SigningError

@@ -278,16 +278,12 @@ func TestCallCancelledMidFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newMemQueue()
 		q.add("a")
-		api := &recorder{reply: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
-			return nil, errors.New("unreachable")
-		}}
 		var calls int
 		blocking := putFunc(func(ctx context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 			calls++
 			<-ctx.Done()
 			return nil, ctx.Err()
 		})
-		_ = api
 		u := New(testConfig(), blocking, q)
 		stop := runUplink(t, u)
 		synctest.Wait()
