@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"fmt"
+	"math"
 	"log/slog"
 	"slices"
 	"sort"
@@ -169,7 +170,7 @@ func (b *Buffer) snapshotAcked() map[uint64]struct{} {
 // Oldest returns up to max pending records with Seq > after, ascending.
 // Records acked concurrently may still be returned.
 func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
-	if max <= 0 {
+	if max <= 0 || after == math.MaxUint64 {
 		return nil, nil
 	}
 	// The tail is read before the disk: a record committed in between is
