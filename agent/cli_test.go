@@ -151,4 +151,3 @@ func TestSimulateToFileDecodes(t *testing.T) {
 		t.Errorf("%d fixes decoded from 25 simulated epochs", n)
 	}
 }
-
