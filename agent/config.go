@@ -23,6 +23,7 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 
 	Receiver ReceiverConfig `toml:"receiver"`
+	Filter   FilterConfig   `toml:"filter"`
 	Buffer   BufferConfig   `toml:"buffer"`
 	Kinesis  KinesisConfig  `toml:"kinesis"`
 }
@@ -73,6 +74,7 @@ func DefaultConfig() Config {
 	return Config{
 		LogLevel: "info",
 		Receiver: ReceiverConfig{Baud: 9600},
+		Filter:   DefaultFilterConfig(),
 		Buffer: BufferConfig{
 			Dir:            "/var/lib/gps-agent",
 			CommitInterval: Duration{time.Second},
@@ -204,6 +206,31 @@ func (c *Config) Validate() []*ConfigError {
 	}
 	if c.Receiver.Baud <= 0 || c.Receiver.Baud > 4_000_000 {
 		bad("receiver.baud", "%d: use the receiver's line speed, for example 4800, 9600 or 115200", c.Receiver.Baud)
+	}
+	f := &c.Filter
+	if d := f.MinPeriod.Duration; d < 0 || d > time.Hour {
+		bad("filter.min_period", "%s: use 0 to 1h", d)
+	}
+	if d := f.Heartbeat.Duration; d < f.MinPeriod.Duration || d > 24*time.Hour {
+		bad("filter.heartbeat", "%s: use min_period (%s) to 24h", d, f.MinPeriod.Duration)
+	}
+	if v := f.MinDistanceM; !(v >= 0 && v <= 100_000) {
+		bad("filter.min_distance_m", "%g: use 0 to 100000 metres", v)
+	}
+	if v := f.MinCourseChangeDeg; !(v >= 0 && v <= 180) {
+		bad("filter.min_course_change_deg", "%g: use 0 to 180 degrees", v)
+	}
+	if v := f.StopSpeedKmh; !(v >= 0 && v <= 100) {
+		bad("filter.stop_speed_kmh", "%g: use 0 to 100 km/h", v)
+	}
+	if f.MinQuality < 0 || f.MinQuality > 8 {
+		bad("filter.min_quality", "%d: use a GGA fix quality 0 to 8", f.MinQuality)
+	}
+	if v := f.MaxHDOP; !(v >= 0 && v <= 100) {
+		bad("filter.max_hdop", "%g: use 0 (off) to 100", v)
+	}
+	if f.MinSats < 0 || f.MinSats > 64 {
+		bad("filter.min_sats", "%d: use 0 (off) to 64", f.MinSats)
 	}
 	if c.Buffer.Dir == "" {
 		bad("buffer.dir", "required: a directory for the buffer database")

@@ -184,6 +184,10 @@ func writeConfig(t *testing.T, device, endpoint, stream string) string {
 log_level = "debug"
 [receiver]
 device = %q
+[filter] # keep every fix, so that every epoch can be checked
+min_period = "0s"
+min_distance_m = 0
+stop_speed_kmh = 0
 [buffer]
 dir = %q
 commit_interval = "200ms"

@@ -71,6 +71,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}, client, queue{buf})
 
 	enc := newRecordEncoder(cfg.TruckID)
+	fl := newFilter(cfg.Filter)
+	clock := &clockWatch{log: log.With("part", "clock")}
 	rxCounters := new(nmea.Counters)
 	rx := &nmea.Receiver{
 		Device:   cfg.Receiver.Device,
@@ -79,10 +81,14 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Counters: rxCounters,
 		OnFix: func(f nmea.Fix) {
 			now := time.Now()
-			_, err := buf.Append(func(seq uint64) ([]byte, error) {
+			clock.observe(f.Time, now)
+			if !fl.keep(f) {
+				return
+			}
+			// Append never blocks on disk and fails only if encoding does; the buffer logs its own trouble.
+			if _, err := buf.Append(func(seq uint64) ([]byte, error) {
 				return enc.encode(nil, seq, f, now), nil
-			})
-			if err != nil {
+			}); err != nil {
 				log.Error("buffer fix", "err", err)
 			}
 		},

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetedge/gps-agent/nmea"
+)
+
+// FilterConfig decides which fixes are kept, as telematics units do: a receiver at 10 Hz would cost a fleet ten
+// times the data for little more information, and a parked truck needs only a sign of life.
+//
+// While moving, a fix is kept when at least MinPeriod has passed since the last kept fix and the truck has moved
+// MinDistanceM, or turned MinCourseChangeDeg, or Heartbeat has passed. Stopping or starting (crossing
+// StopSpeedKmh) keeps the next fix MinPeriod allows. While stopped, one fix per Heartbeat is kept. Fixes below
+// the quality floors (MinQuality, MaxHDOP, MinSats) are never kept.
+type FilterConfig struct {
+	// MinPeriod is the least time between two kept fixes. Default 1s: a 10 Hz receiver is thinned to 1 Hz, which
+	// is finer than a dashboard map shows, and a tenth of the bytes.
+	MinPeriod Duration `toml:"min_period"`
+	// Heartbeat is the longest time without a kept fix, moving or not. Default 60s: a parked truck still shows up
+	// as alive and where it is, at about 1 KB a minute.
+	Heartbeat Duration `toml:"heartbeat"`
+	// MinDistanceM is how far (metres, great circle) a moving truck must go before its next fix is kept.
+	// Default 5: a truck crawling in a queue sends a fix every few seconds, not every second.
+	MinDistanceM float64 `toml:"min_distance_m"`
+	// MinCourseChangeDeg keeps a fix when the course turned this much since the last kept fix, whatever the
+	// distance. Default 15: corners show on the map as corners.
+	MinCourseChangeDeg float64 `toml:"min_course_change_deg"`
+	// StopSpeedKmh: below this speed the truck counts as stopped. Default 5: GNSS speed of a standing receiver
+	// wanders by a few km/h.
+	StopSpeedKmh float64 `toml:"stop_speed_kmh"`
+	// MinQuality is the least GGA fix quality kept (1 GPS, 2 DGPS, 4/5 RTK, 6 dead reckoning). Default 1.
+	MinQuality int `toml:"min_quality"`
+	// MaxHDOP drops fixes whose horizontal dilution of precision is above it; 0 keeps all. Default 20: beyond it a
+	// position can be off by hundreds of metres.
+	MaxHDOP float64 `toml:"max_hdop"`
+	// MinSats drops fixes from fewer satellites; 0 keeps all. Default 0: many receivers do not report it.
+	MinSats int `toml:"min_sats"`
+}
+
+// DefaultFilterConfig is the filter a gateway runs without configuration.
+func DefaultFilterConfig() FilterConfig {
+	return FilterConfig{
+		MinPeriod:          Duration{time.Second},
+		Heartbeat:          Duration{time.Minute},
+		MinDistanceM:       5,
+		MinCourseChangeDeg: 15,
+		StopSpeedKmh:       5,
+		MinQuality:         1,
+		MaxHDOP:            20,
+	}
+}
+
+// Why a fix was dropped; the index of filterCounts.
+type dropReason int
+
+const (
+	dropPeriod    dropReason = iota // sooner than MinPeriod after the last kept fix
+	dropDistance                    // moving, but neither far enough nor turned enough
+	dropStopped                     // stopped, heartbeat not due
+	dropQuality                     // below MinQuality
+	dropHDOP                        // above MaxHDOP
+	dropSats                        // fewer than MinSats
+	dropBackwards                   // GNSS time not after the last kept fix (receiver restart, replayed data)
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{"period", "distance", "stopped", "quality", "hdop", "sats", "time_backwards"}
+
+// filter keeps or drops each fix. Not safe for concurrent use except its counters.
+type filter struct {
+	cfg     FilterConfig
+	last    nmea.Fix // the last kept fix
+	lastMov bool     // whether the truck was moving at the last kept fix
+	kept    bool     // whether any fix was kept yet
+	dropped [numDropReasons]atomic.Uint64
+}
+
+func newFilter(cfg FilterConfig) *filter { return &filter{cfg: cfg} }
+
+// keep reports whether f is kept; a dropped fix is counted by reason.
+func (fl *filter) keep(f nmea.Fix) bool {
+	if r, ok := fl.decide(f); !ok {
+		fl.dropped[r].Add(1)
+		return false
+	}
+	fl.last, fl.lastMov, fl.kept = f, fl.moving(f), true
+	return true
+}
+
+func (fl *filter) decide(f nmea.Fix) (dropReason, bool) {
+	c := &fl.cfg
+	switch {
+	case f.Quality < c.MinQuality:
+		return dropQuality, false
+	case c.MaxHDOP > 0 && !math.IsNaN(f.HDOP) && f.HDOP > c.MaxHDOP:
+		return dropHDOP, false
+	case c.MinSats > 0 && f.Sats >= 0 && f.Sats < c.MinSats:
+		return dropSats, false
+	}
+	if !fl.kept {
+		return 0, true
+	}
+	elapsed := f.Time.Sub(fl.last.Time)
+	switch {
+	case elapsed <= 0:
+		return dropBackwards, false
+	case elapsed < c.MinPeriod.Duration:
+		return dropPeriod, false
+	case elapsed >= c.Heartbeat.Duration:
+		return 0, true
+	}
+	moving := fl.moving(f)
+	switch {
+	case moving != fl.lastMov: // stopped or started
+		return 0, true
+	case !moving:
+		return dropStopped, false
+	case distanceM(fl.last, f) >= c.MinDistanceM:
+		return 0, true
+	case courseChange(fl.last.CourseDeg, f.CourseDeg) >= c.MinCourseChangeDeg:
+		return 0, true
+	}
+	return dropDistance, false
+}
+
+// moving: a fix without speed counts as moving, so that it is judged by distance rather than dropped as parked.
+func (fl *filter) moving(f nmea.Fix) bool {
+	return math.IsNaN(f.SpeedKmh) || f.SpeedKmh >= fl.cfg.StopSpeedKmh
+}
+
+// Dropped calls fn for each reason with its count.
+func (fl *filter) eachDropped(fn func(reason string, n uint64)) {
+	for r := range numDropReasons {
+		fn(dropNames[r], fl.dropped[r].Load())
+	}
+}
+
+// distanceM is the great-circle distance between two fixes (haversine, mean earth radius): exact enough for the
+// metres a filter compares.
+func distanceM(a, b nmea.Fix) float64 {
+	const earthRadiusM = 6371008.8
+	rad := math.Pi / 180
+	dLat := (b.Lat - a.Lat) * rad
+	dLon := (b.Lon - a.Lon) * rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// courseChange is the angle between two courses in degrees, 0..180; 0 when either is unknown.
+func courseChange(a, b float64) float64 {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return 0
+	}
+	d := math.Mod(math.Abs(a-b), 360)
+	if d > 180 {
+		d = 360 - d
+	}
+	return d
+}
