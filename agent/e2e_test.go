@@ -236,10 +236,18 @@ func sameRecord(a, b Record) bool { return a.TS.Equal(b.TS) && a.Lat == b.Lat &&
 
 // waitFor polls the stream until cond holds on what arrived, or fails after timeout. Polling is the only
 // signal Kinesis gives a consumer.
-func waitFor(t *testing.T, k *uplinktest.Local, stream string, timeout time.Duration, what string, cond func(*arrived) bool) *arrived {
+// If agent is not nil and exits meanwhile, waitFor fails at once.
+func waitFor(t *testing.T, agent *agentProc, k *uplinktest.Local, stream string, timeout time.Duration, what string, cond func(*arrived) bool) *arrived {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
+		if agent != nil {
+			select {
+			case <-agent.done:
+				t.Fatalf("agent exited (%v) while waiting for %s; output:\n%s", agent.err, what, agent.stderr.String())
+			default:
+			}
+		}
 		var a arrived
 		collect(t, k.ReadAll(t, stream), &a)
 		if cond(&a) {
@@ -290,10 +298,10 @@ func TestEndToEnd(t *testing.T) {
 	agent := startAgent(t, "run", "--config", writeConfig(t, f.path, k.Endpoint, stream))
 	f.start()
 
-	waitFor(t, k, stream, 60*time.Second, "50 fixes", func(a *arrived) bool { return len(a.bySeq) >= 50 })
+	waitFor(t, agent, k, stream, 60*time.Second, "50 fixes", func(a *arrived) bool { return len(a.bySeq) >= 50 })
 	written := f.pause()
 	agent.stop(t) // flushes nothing new: the feeder paused first, so every written epoch has been read
-	a := waitFor(t, k, stream, 30*time.Second, "every written fix", func(a *arrived) bool {
+	a := waitFor(t, nil, k, stream, 30*time.Second, "every written fix", func(a *arrived) bool {
 		return hasEpoch(a, f, written-1)
 	})
 	checkAgainstSim(t, a, f, written-1)
@@ -312,9 +320,9 @@ func TestOutageAcrossRestart(t *testing.T) {
 
 	// Pause the receiver until what it recorded has arrived, keep that (kinesis-mock holds data in memory only,
 	// so a restart empties it), then take the stream down and record on.
-	waitFor(t, k, stream, 60*time.Second, "first fixes", func(a *arrived) bool { return len(a.bySeq) >= 10 })
+	waitFor(t, agent, k, stream, 60*time.Second, "first fixes", func(a *arrived) bool { return len(a.bySeq) >= 10 })
 	paused := f.pause()
-	before := waitFor(t, k, stream, 30*time.Second, "fixes before the outage", func(a *arrived) bool {
+	before := waitFor(t, agent, k, stream, 30*time.Second, "fixes before the outage", func(a *arrived) bool {
 		return hasEpoch(a, f, paused-1)
 	})
 	k.Stop()
@@ -334,7 +342,7 @@ func TestOutageAcrossRestart(t *testing.T) {
 	written := f.pause()
 
 	k.Start()
-	after := waitFor(t, k, stream, 60*time.Second, "the backlog", func(a *arrived) bool {
+	after := waitFor(t, agent, k, stream, 60*time.Second, "the backlog", func(a *arrived) bool {
 		return hasEpoch(a, f, written-1)
 	})
 	agent.stop(t)

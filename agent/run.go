@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/fleetedge/gps-agent/buffer"
@@ -97,36 +95,71 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("gps-agent started", "version", version, "truck_id", cfg.TruckID, "device", cfg.Receiver.Device,
 		"baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream, "buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	start := func(name string, run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := run(runCtx)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				errOnce.Do(func() { firstErr = fmt.Errorf("%s: %w", name, err) })
-			}
-			cancel() // one part stopping stops them all
-		}()
-	}
-	start("receiver", rx.Run)
-	start("buffer", buf.Run)
-	start("uplink", up.Run)
-	wg.Wait()
-
-	if err := buf.Close(); err != nil && firstErr == nil {
-		firstErr = fmt.Errorf("close buffer: %w", err)
-	}
-	st := buf.Stats()
-	log.Info("gps-agent stopped", "pending", st.Pending, "receiver", rxCounters.Snapshot().String())
-	return firstErr
+	p := &pipeline{started: time.Now(), cfg: cfg, rx: rx, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up}
+	err = p.run(ctx, log)
+	log.Info("gps-agent stopped", p.status().logAttrs()...)
+	return err
 }
+
+// pipeline is the running agent: its parts and what they report.
+type pipeline struct {
+	started    time.Time
+	cfg        Config
+	rx         *nmea.Receiver
+	rxCounters *nmea.Counters
+	filter     *filter
+	clock      *clockWatch
+	buf        *buffer.Buffer
+	up         *uplink.Uplink
+}
+
+// run runs the parts until ctx ends or one of them fails, then stops them in the order data flows: the receiver
+// first (no new fixes), then the uplink (it finishes the call in flight, within its stop timeout, so those records
+// are acked rather than sent again later), then the buffer, whose Close commits the tail: a clean stop loses nothing.
+func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
+	failed := make(chan error, 3)
+	start := func(name string, run func(context.Context) error) (stop func()) {
+		partCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := run(partCtx); err != nil && partCtx.Err() == nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+		return func() { cancel(); <-done }
+	}
+	stopBuf := start("buffer", p.buf.Run)
+	stopUp := start("uplink", p.up.Run)
+	stopRx := start("receiver", p.rx.Run)
+
+	stats := time.NewTicker(statsInterval)
+	defer stats.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-failed:
+			log.Error("stopping: a part of the agent failed", "err", err)
+			break wait
+		case <-stats.C:
+			log.Info("stats", p.status().logAttrs()...)
+		}
+	}
+	stopRx()
+	stopUp()
+	stopBuf()
+	if cerr := p.buf.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close buffer: %w", cerr)
+	}
+	return err
+}
+
+// statsInterval is how often the agent logs its counters: often enough to see a problem in the journal within
+// minutes, rarely enough not to fill it.
+const statsInterval = 5 * time.Minute
 
 // queue adapts the buffer to what the uplink drains. The two packages never import each other; this is the seam.
 type queue struct{ b *buffer.Buffer }

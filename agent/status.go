@@ -1,0 +1,74 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/fleetedge/gps-agent/buffer"
+	"github.com/fleetedge/gps-agent/nmea"
+	"github.com/fleetedge/gps-agent/uplink"
+)
+
+// Status is the agent's state in one value: what the periodic log line shows, and what `gps-agent status` will.
+type Status struct {
+	Version  string            `json:"version"`
+	Started  time.Time         `json:"started"`
+	Receiver ReceiverStatus    `json:"receiver"`
+	Filter   map[string]uint64 `json:"filter_dropped"`
+	Clock    ClockStatus       `json:"clock"`
+	Buffer   buffer.Stats      `json:"buffer"`
+	Uplink   uplink.Stats      `json:"uplink"`
+}
+
+// ReceiverStatus is the receiver's device and counters.
+type ReceiverStatus struct {
+	Device   string     `json:"device"`
+	Baud     int        `json:"baud"`
+	Counters nmea.Stats `json:"counters"`
+}
+
+// ClockStatus compares the gateway clock with GNSS time.
+type ClockStatus struct {
+	OffsetMs    int64  `json:"offset_ms"`    // gateway - GNSS at the last fix
+	SkewedFixes uint64 `json:"skewed_fixes"` // fixes received while the offset was beyond 2 s
+}
+
+func (p *pipeline) status() Status {
+	st := Status{
+		Version: version,
+		Started: p.started,
+		Receiver: ReceiverStatus{
+			Device:   p.cfg.Receiver.Device,
+			Baud:     p.cfg.Receiver.Baud,
+			Counters: p.rxCounters.Snapshot(),
+		},
+		Filter: map[string]uint64{},
+		Clock: ClockStatus{
+			OffsetMs:    time.Duration(p.clock.offset.Load()).Milliseconds(),
+			SkewedFixes: p.clock.skewed.Load(),
+		},
+		Buffer: p.buf.Stats(),
+		Uplink: p.up.Stats(),
+	}
+	p.filter.eachDropped(func(reason string, n uint64) { st.Filter[reason] = n })
+	return st
+}
+
+// logAttrs is the status as one log line's attributes: the counts a technician reads in the journal.
+func (s Status) logAttrs() []any {
+	rx := s.Receiver.Counters
+	var dropped uint64
+	for _, n := range s.Filter {
+		dropped += n
+	}
+	return []any{
+		slog.Group("receiver", "sentences", rx.Sentences, "fixes", rx.Fixes, "bad_checksum", rx.BadChecksum,
+			"unparsable", rx.Unparsable, "no_fix", rx.NoFix, "reconnects", rx.Reconnects),
+		slog.Group("filter", "dropped", dropped),
+		slog.Group("buffer", "pending", s.Buffer.Pending, "pending_bytes", s.Buffer.PendingBytes,
+			"dropped", s.Buffer.DroppedMaxBytes+s.Buffer.DroppedMaxAge, "commit_errors", s.Buffer.CommitErrors),
+		slog.Group("uplink", "acked", s.Uplink.RecordsAcked, "calls", s.Uplink.Calls, "retries", s.Uplink.Retries,
+			"throttles", s.Uplink.Throttles, "bytes_sent", s.Uplink.BytesSent, "bytes_received", s.Uplink.BytesReceived),
+		slog.Group("clock", "offset_ms", s.Clock.OffsetMs),
+	}
+}
