@@ -9,12 +9,18 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 
 .PHONY: help deps build test demo bench fuzz clean
 
+include cross/cross.mk
+
 help:
 	@echo "make demo    simulated receiver -> agent -> local Kinesis, showing fixes arrive (about 20 s)"
 	@echo "make test    every test (installs what tests need first)"
 	@echo "make build   bin/gps-agent"
 	@echo "make bench   figures beside their targets, written to bench.json"
 	@echo "make deps    install Debian packages and local Kinesis (npm) the demo and tests use"
+	@echo "make fuzz    each fuzz target for 60 s (FUZZTIME=60s)"
+	@echo "make cross   static binaries for armv6, armv7, arm64, amd64, mipsle in dist/"
+	@echo "make package .deb, .ipk and .tar.gz per arch in dist/"
+	@echo "make test-arm  unit tests under qemu for armv6 and arm64"
 
 deps:
 	@bash devenv/deps.sh
@@ -36,6 +42,16 @@ bench: deps build
 	@rm -f bench.jsonl
 	GPS_AGENT_BENCH_OUT=$(CURDIR)/bench.jsonl $(GO) test -count=1 -p 1 -timeout 20m -run '^TestBench' ./...
 	@$(GO) run ./internal/benchfig/report bench.jsonl bench.json
+
+# Each fuzz target for FUZZTIME; what they find lands in the package's testdata/fuzz and stays a test case.
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin dist bench.jsonl bench.json

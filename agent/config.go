@@ -7,9 +7,12 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fleetedge/gps-agent/buffer"
+	"github.com/fleetedge/gps-agent/uplink"
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -26,15 +29,36 @@ type Config struct {
 	Filter   FilterConfig   `toml:"filter"`
 	Buffer   BufferConfig   `toml:"buffer"`
 	Kinesis  KinesisConfig  `toml:"kinesis"`
+	Uplink   UplinkConfig   `toml:"uplink"`
 }
 
 // ReceiverConfig names the serial device the GPS receiver is on.
 type ReceiverConfig struct {
 	// Device is the serial device path, for example /dev/ttyUSB0 or a udev symlink such as /dev/gps0. Required.
 	Device string `toml:"device"`
-	// Baud is the line speed. Default 9600: the most common rate of USB GNSS receivers (NMEA 0183 says 4800,
-	// which older Garmin units still use).
-	Baud int `toml:"baud"`
+	// Baud is the line speed, or "auto" to find it: the agent tries 4800 to 115200 until checksummed sentences
+	// arrive, and remembers the rate that worked. Default 9600: the most common rate of USB GNSS receivers
+	// (NMEA 0183 says 4800, which older Garmin units still use).
+	Baud Baud `toml:"baud"`
+}
+
+// Baud is a line speed in bits per second; 0 means "auto".
+type Baud int
+
+// UnmarshalText reads "auto"; numbers are read as integers.
+func (b *Baud) UnmarshalText(t []byte) error {
+	if string(t) != "auto" {
+		return &keyError{key: "receiver.baud", msg: fmt.Sprintf("%q: use a line speed such as 9600, or \"auto\"", t)}
+	}
+	*b = 0
+	return nil
+}
+
+func (b Baud) String() string {
+	if b == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(int(b))
 }
 
 // BufferConfig places and bounds the durable buffer.
@@ -44,6 +68,12 @@ type BufferConfig struct {
 	// CommitInterval is how often the in-memory tail is committed to disk. It is the loss window on a power cut
 	// or kill -9, traded against flash writes. Default 1s.
 	CommitInterval Duration `toml:"commit_interval"`
+	// MaxBytes bounds the fixes kept while the stream is unreachable; beyond it the oldest are dropped (counted
+	// and logged) and recording goes on. Default 151200000 (144 MiB): a week of 1 Hz fixes of about 250 B.
+	// Plan about three times this on disk: compaction writes a second file.
+	MaxBytes int64 `toml:"max_bytes"`
+	// MaxAge drops fixes older than this. Default 168h (a week).
+	MaxAge Duration `toml:"max_age"`
 }
 
 // KinesisConfig names the stream records go to.
@@ -54,6 +84,46 @@ type KinesisConfig struct {
 	Region string `toml:"region"`
 	// Endpoint overrides the Kinesis endpoint, for local Kinesis (http://127.0.0.1:4567). Optional.
 	Endpoint string `toml:"endpoint"`
+	// IoT takes credentials from the AWS IoT Core credentials provider with the gateway's X.509 certificate,
+	// instead of the SDK's default chain (environment, shared files). Optional.
+	IoT *IoTConfig `toml:"iot"`
+}
+
+// IoTConfig is the AWS IoT Core credentials provider: mutual TLS with the thing certificate, exchanged for
+// temporary credentials of the role behind RoleAlias; refreshed before they expire.
+type IoTConfig struct {
+	// Endpoint is the account's credentials endpoint (aws iot describe-endpoint --endpoint-type
+	// iot:CredentialProvider), e.g. c2abc123.credentials.iot.eu-west-1.amazonaws.com.
+	Endpoint string `toml:"endpoint"`
+	// RoleAlias is the IoT role alias pointing at the IAM role with kinesis:PutRecords.
+	RoleAlias string `toml:"role_alias"`
+	// ThingName is the IoT thing the certificate belongs to. Default: truck_id.
+	ThingName string `toml:"thing_name"`
+	// Cert and Key are the PEM thing certificate and private key files.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// CA is an optional PEM file of the root for the endpoint (Amazon Root CA 1); empty uses the system roots.
+	CA string `toml:"ca"`
+}
+
+// UplinkConfig tunes sending. The defaults put freshness first.
+type UplinkConfig struct {
+	// Linger lets fixes wait up to this long to share a PutRecords call: each call carries about 700 B of HTTP
+	// headers, so at 1 Hz "10s" costs less than half the bytes of "0s", and 10 s of freshness. Default 0s: each
+	// fix is sent the moment it exists.
+	Linger Duration `toml:"linger"`
+	// BackfillShare is the share of one shard's limit (1,000 records/s, 1 MiB/s, shared by every truck hashed to
+	// it) the backlog may use after an outage. Default 0.5. The live fix is never held back.
+	BackfillShare float64 `toml:"backfill_share"`
+	// BackfillDelay: after an outage or a restart with a backlog, backfill starts after a random delay up to
+	// this, so that a fleet leaving a depot does not hit its shards together. Default 30s; "0s" starts at once.
+	BackfillDelay Duration `toml:"backfill_delay"`
+	// MaxBackoff caps the wait between retries, and is the wait after an error retrying cannot fix (stream
+	// not found, access denied). Default 30s.
+	MaxBackoff Duration `toml:"max_backoff"`
+	// StopTimeout bounds how long a clean stop waits for the call in flight. Default 5s: well inside systemd's
+	// stop timeout.
+	StopTimeout Duration `toml:"stop_timeout"`
 }
 
 // Duration is a time.Duration written as a string in TOML ("1s", "500ms").
@@ -78,6 +148,14 @@ func DefaultConfig() Config {
 		Buffer: BufferConfig{
 			Dir:            "/var/lib/gps-agent",
 			CommitInterval: Duration{time.Second},
+			MaxBytes:       buffer.DefaultOptions().MaxBytes,
+			MaxAge:         Duration{buffer.DefaultOptions().MaxAge},
+		},
+		Uplink: UplinkConfig{
+			BackfillShare: uplink.DefaultBackfillShare,
+			BackfillDelay: Duration{uplink.DefaultBackfillDelay},
+			MaxBackoff:    Duration{uplink.DefaultMaxBackoff},
+			StopTimeout:   Duration{uplink.DefaultStopTimeout},
 		},
 	}
 }
@@ -116,7 +194,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, tomlError(name, err)
+		return Config{}, tomlError(name, data, err)
 	}
 	if errs := cfg.Validate(); len(errs) > 0 {
 		lines := keyLines(data)
@@ -130,7 +208,13 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
-func tomlError(name string, err error) error {
+// keyError is an error of a custom value type that knows its key. The TOML decoder gives such errors a position
+// only for string values; tomlError finds the line of the others.
+type keyError struct{ key, msg string }
+
+func (e *keyError) Error() string { return e.msg }
+
+func tomlError(name string, data []byte, err error) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		out := make([]error, len(strict.Errors))
@@ -146,6 +230,10 @@ func tomlError(name string, err error) error {
 		row, _ := de.Position()
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
 		return &ConfigError{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: msg}
+	}
+	var ke *keyError
+	if errors.As(err, &ke) {
+		return &ConfigError{File: name, Line: keyLines(data)[ke.key], Key: ke.key, Msg: ke.msg}
 	}
 	return fmt.Errorf("%s: %w", name, err)
 }
@@ -204,8 +292,8 @@ func (c *Config) Validate() []*ConfigError {
 	if c.Receiver.Device == "" {
 		bad("receiver.device", "required: the receiver's serial device, for example /dev/ttyUSB0")
 	}
-	if c.Receiver.Baud <= 0 || c.Receiver.Baud > 4_000_000 {
-		bad("receiver.baud", "%d: use the receiver's line speed, for example 4800, 9600 or 115200", c.Receiver.Baud)
+	if c.Receiver.Baud < 0 || c.Receiver.Baud > 4_000_000 {
+		bad("receiver.baud", "%d: use the receiver's line speed, for example 4800, 9600 or 115200, or \"auto\"", c.Receiver.Baud)
 	}
 	f := &c.Filter
 	if d := f.MinPeriod.Duration; d < 0 || d > time.Hour {
@@ -237,6 +325,35 @@ func (c *Config) Validate() []*ConfigError {
 	}
 	if d := c.Buffer.CommitInterval.Duration; d < 10*time.Millisecond || d > time.Minute {
 		bad("buffer.commit_interval", "%s: use 10ms to 1m (it is the loss window on a power cut)", d)
+	}
+	if c.Buffer.MaxBytes < 1<<20 {
+		bad("buffer.max_bytes", "%d: use at least 1048576 (1 MiB)", c.Buffer.MaxBytes)
+	}
+	if d := c.Buffer.MaxAge.Duration; d < time.Minute {
+		bad("buffer.max_age", "%s: use at least 1m", d)
+	}
+	u := &c.Uplink
+	if d := u.Linger.Duration; d < 0 || d > 5*time.Minute {
+		bad("uplink.linger", "%s: use 0s to 5m", d)
+	}
+	if v := u.BackfillShare; !(v > 0 && v <= 1) {
+		bad("uplink.backfill_share", "%g: use a share of the shard's limit above 0, at most 1", v)
+	}
+	if d := u.BackfillDelay.Duration; d < 0 || d > time.Hour {
+		bad("uplink.backfill_delay", "%s: use 0s to 1h", d)
+	}
+	if d := u.MaxBackoff.Duration; d < time.Second || d > time.Hour {
+		bad("uplink.max_backoff", "%s: use 1s to 1h", d)
+	}
+	if d := u.StopTimeout.Duration; d < 0 || d > time.Minute {
+		bad("uplink.stop_timeout", "%s: use 0s to 1m", d)
+	}
+	if iot := c.Kinesis.IoT; iot != nil {
+		for key, v := range map[string]string{"endpoint": iot.Endpoint, "role_alias": iot.RoleAlias, "cert": iot.Cert, "key": iot.Key} {
+			if v == "" {
+				bad("kinesis.iot."+key, "required with [kinesis.iot]")
+			}
+		}
 	}
 	switch {
 	case c.Kinesis.Stream == "":

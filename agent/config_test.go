@@ -40,6 +40,13 @@ func TestParseConfigGood(t *testing.T) {
 	}
 }
 
+func TestParseConfigAutoBaud(t *testing.T) {
+	cfg, err := ParseConfig("gps.toml", []byte(strings.Replace(goodConfig, "baud = 4800", `baud = "auto"`, 1)))
+	if err != nil || cfg.Receiver.Baud != 0 || cfg.Receiver.Baud.String() != "auto" {
+		t.Fatalf("baud = %v, err %v; want auto", cfg.Receiver.Baud, err)
+	}
+}
+
 func TestParseConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig("min.toml", []byte("truck_id = \"T1\"\n[receiver]\ndevice = \"/dev/gps0\"\n[kinesis]\nstream = \"s\"\nregion = \"us-east-1\"\n"))
 	if err != nil {
@@ -60,7 +67,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown top-level key", [2]string{"# a gateway", "truk_id = \"x\""}, "gps.toml:1: truk_id: unknown key"},
 		{"unknown key in table", [2]string{"baud = 4800", "baud = 4800\nparity = \"none\""}, "gps.toml:7: receiver.parity: unknown key"},
 		{"unknown table", [2]string{"[buffer]", "[bufer]"}, "gps.toml:8: bufer: unknown key"},
-		{"baud wrong type", [2]string{"baud = 4800", "baud = \"fast\""}, "gps.toml:6: receiver.baud: cannot decode TOML string"},
+		{"baud wrong word", [2]string{"baud = 4800", "baud = \"fast\""}, "gps.toml:6: receiver.baud: \"fast\": use a line speed such as 9600, or \"auto\""},
+		{"baud wrong type", [2]string{"baud = 4800", "baud = true"}, "gps.toml:6: receiver.baud:"},
 		{"baud negative", [2]string{"baud = 4800", "baud = -1"}, "gps.toml:6: receiver.baud: -1: use the receiver's line speed"},
 		{"bad duration", [2]string{`commit_interval = "500ms"`, `commit_interval = "soon"`}, "gps.toml:10: buffer.commit_interval:"},
 		{"commit interval too long", [2]string{`commit_interval = "500ms"`, `commit_interval = "2h"`}, "gps.toml:10: buffer.commit_interval: 2h0m0s: use 10ms to 1m"},
@@ -89,7 +97,7 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestParseConfigReportsEveryBadKey(t *testing.T) {
-	doc := strings.NewReplacer(`baud = 4800`, `baud = 0`, `region = "eu-west-1"`, `region = ""`).Replace(goodConfig)
+	doc := strings.NewReplacer(`baud = 4800`, `baud = -5`, `region = "eu-west-1"`, `region = ""`).Replace(goodConfig)
 	_, err := ParseConfig("gps.toml", []byte(doc))
 	if err == nil || !strings.Contains(err.Error(), "receiver.baud") || !strings.Contains(err.Error(), "kinesis.region") {
 		t.Fatalf("error = %v, want both receiver.baud and kinesis.region", err)

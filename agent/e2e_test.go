@@ -150,6 +150,8 @@ func (f *feeder) start() {
 			f.mu.Lock()
 			i := f.written
 			f.mu.Unlock()
+			// A reader that went away (the agent stopped) must not block the feeder forever.
+			f.master.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if _, err := f.master.Write(f.sim.Epoch(i)); err != nil {
 				return
 			}
@@ -195,6 +197,8 @@ commit_interval = "200ms"
 stream = %q
 region = "us-east-1"
 endpoint = %q
+[uplink]
+backfill_delay = "0s" # the fleet jitter would only slow the test down
 `, device, filepath.Join(dir, "state"), stream, endpoint))
 	return path
 }
@@ -254,7 +258,7 @@ func waitFor(t *testing.T, agent *agentProc, k *uplinktest.Local, stream string,
 			return &a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; %d records arrived", timeout, what, len(a.bySeq))
+			t.Fatalf("timed out after %s waiting for %s; %d records arrived; missing seqs %v", timeout, what, len(a.bySeq), missingSeqs(&a))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -302,7 +306,7 @@ func TestEndToEnd(t *testing.T) {
 	written := f.pause()
 	agent.stop(t) // flushes nothing new: the feeder paused first, so every written epoch has been read
 	a := waitFor(t, nil, k, stream, 30*time.Second, "every written fix", func(a *arrived) bool {
-		return hasEpoch(a, f, written-1)
+		return complete(a, f, written-1)
 	})
 	checkAgainstSim(t, a, f, written-1)
 	t.Logf("%d epochs written, %d fixes arrived, %d duplicates", written, len(a.bySeq), a.dups)
@@ -323,7 +327,7 @@ func TestOutageAcrossRestart(t *testing.T) {
 	waitFor(t, agent, k, stream, 60*time.Second, "first fixes", func(a *arrived) bool { return len(a.bySeq) >= 10 })
 	paused := f.pause()
 	before := waitFor(t, agent, k, stream, 30*time.Second, "fixes before the outage", func(a *arrived) bool {
-		return hasEpoch(a, f, paused-1)
+		return complete(a, f, paused-1)
 	})
 	k.Stop()
 	f.start()
@@ -342,17 +346,46 @@ func TestOutageAcrossRestart(t *testing.T) {
 	written := f.pause()
 
 	k.Start()
+	// What arrived before the outage plus what arrives after it must be every fix.
 	after := waitFor(t, agent, k, stream, 60*time.Second, "the backlog", func(a *arrived) bool {
-		return hasEpoch(a, f, written-1)
+		for s, r := range before.bySeq {
+			if _, ok := a.bySeq[s]; !ok {
+				a.bySeq[s] = r
+			}
+		}
+		return complete(a, f, written-1)
 	})
 	agent.stop(t)
 	for s, r := range before.bySeq {
-		if old, ok := after.bySeq[s]; ok && !sameRecord(old, r) {
+		if !sameRecord(after.bySeq[s], r) {
 			t.Errorf("seq %d reused for a different fix", s)
 		}
-		after.bySeq[s] = r
 	}
 	checkAgainstSim(t, after, f, written-1)
+}
+
+// missingSeqs lists the seqs below the highest one that did not arrive.
+func missingSeqs(a *arrived) []uint64 {
+	var top uint64
+	for s := range a.bySeq {
+		top = max(top, s)
+	}
+	var miss []uint64
+	for s := uint64(1); s <= top; s++ {
+		if _, ok := a.bySeq[s]; !ok {
+			miss = append(miss, s)
+		}
+	}
+	return miss
+}
+
+// complete reports whether seqs 1..n all arrived and the last is epoch.
+func complete(a *arrived, f *feeder, epoch int) bool {
+	var top uint64
+	for s := range a.bySeq {
+		top = max(top, s)
+	}
+	return uint64(len(a.bySeq)) == top && hasEpoch(a, f, epoch)
 }
 
 func hasEpoch(a *arrived, f *feeder, epoch int) bool {

@@ -40,7 +40,7 @@ const bufferFile = "buffer.db"
 func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Fail fast, with the device in the message, when the receiver cannot be opened at all: a technician's typo
 	// should not look like a receiver that is merely unplugged. After start-up the receiver reopens by itself.
-	port, err := nmea.OpenPort(cfg.Receiver.Device, cfg.Receiver.Baud)
+	port, err := nmea.OpenPort(cfg.Receiver.Device, int(cfg.Receiver.Baud))
 	if err != nil {
 		return fmt.Errorf("open receiver %s: %w", cfg.Receiver.Device, err)
 	}
@@ -51,22 +51,44 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	bopts := buffer.DefaultOptions()
 	bopts.CommitInterval = cfg.Buffer.CommitInterval.Duration
+	bopts.MaxBytes = cfg.Buffer.MaxBytes
+	bopts.MaxAge = cfg.Buffer.MaxAge.Duration
 	bopts.Log = log.With("part", "buffer")
 	buf, err := buffer.Open(filepath.Join(cfg.Buffer.Dir, bufferFile), bopts)
 	if err != nil {
 		return fmt.Errorf("open buffer: %w", err)
 	}
 
-	client, err := uplink.NewClient(ctx, uplink.ClientConfig{Region: cfg.Kinesis.Region, Endpoint: cfg.Kinesis.Endpoint})
+	cc := uplink.ClientConfig{Region: cfg.Kinesis.Region, Endpoint: cfg.Kinesis.Endpoint}
+	if iot := cfg.Kinesis.IoT; iot != nil {
+		cc.IoT = &uplink.IoTConfig{Endpoint: iot.Endpoint, RoleAlias: iot.RoleAlias, ThingName: iot.ThingName,
+			CertFile: iot.Cert, KeyFile: iot.Key, CAFile: iot.CA}
+		if cc.IoT.ThingName == "" {
+			cc.IoT.ThingName = cfg.TruckID
+		}
+	}
+	client, err := uplink.NewClient(ctx, cc)
 	if err != nil {
 		buf.Close()
 		return fmt.Errorf("kinesis client: %w", err)
 	}
-	up := uplink.New(uplink.Config{
-		Stream:       cfg.Kinesis.Stream,
-		PartitionKey: cfg.TruckID,
-		Log:          log.With("part", "uplink"),
-	}, client, queue{buf})
+	ucfg := uplink.Config{
+		Stream:        cfg.Kinesis.Stream,
+		PartitionKey:  cfg.TruckID,
+		Linger:        cfg.Uplink.Linger.Duration,
+		BackfillShare: cfg.Uplink.BackfillShare,
+		BackfillDelay: cfg.Uplink.BackfillDelay.Duration,
+		MaxBackoff:    cfg.Uplink.MaxBackoff.Duration,
+		StopTimeout:   cfg.Uplink.StopTimeout.Duration,
+		Log:           log.With("part", "uplink"),
+	}
+	if ucfg.BackfillDelay == 0 {
+		ucfg.BackfillDelay = -1 // the uplink reads 0 as "default"; the config's "0s" means no delay
+	}
+	if ucfg.StopTimeout == 0 {
+		ucfg.StopTimeout = -1
+	}
+	up := uplink.New(ucfg, client, queue{buf})
 
 	enc := newRecordEncoder(cfg.TruckID)
 	fl := newFilter(cfg.Filter)
@@ -74,7 +96,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	rxCounters := new(nmea.Counters)
 	rx := &nmea.Receiver{
 		Device:   cfg.Receiver.Device,
-		Baud:     cfg.Receiver.Baud,
+		Baud:     int(cfg.Receiver.Baud),
+		AutoBaud: cfg.Receiver.Baud == 0,
 		Log:      log.With("part", "receiver"),
 		Counters: rxCounters,
 		OnFix: func(f nmea.Fix) {
@@ -133,9 +156,30 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 	stopUp := start("uplink", p.up.Run)
 	stopRx := start("receiver", p.rx.Run)
 
+	notify, err := newNotifier()
+	if err != nil {
+		log.Warn("not notifying systemd", "err", err)
+		notify = &notifier{}
+	}
+	defer notify.close()
+	notifyLog := func(state string) {
+		if err := notify.send(state); err != nil {
+			log.Warn("systemd notify failed", "err", err)
+		}
+	}
+	notifyLog("READY=1\nSTATUS=started")
+
 	stats := time.NewTicker(statsInterval)
 	defer stats.Stop()
-	var err error
+	// Feed systemd's watchdog at half its period, and only while the pipeline really moves.
+	var watchdog <-chan time.Time
+	if notify.watchdog > 0 {
+		t := time.NewTicker(notify.watchdog / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	var h health
+	var stuckLogged bool
 wait:
 	for {
 		select {
@@ -146,8 +190,21 @@ wait:
 			break wait
 		case <-stats.C:
 			log.Info("stats", p.status().logAttrs()...)
+		case now := <-watchdog:
+			st := p.status()
+			if stuck := h.check(p, now); stuck != "" {
+				if !stuckLogged {
+					log.Error("pipeline stuck: no longer feeding the systemd watchdog", "stuck", stuck)
+					stuckLogged = true
+				}
+				notifyLog("STATUS=stuck: " + stuck)
+				continue
+			}
+			stuckLogged = false
+			notifyLog("WATCHDOG=1\nSTATUS=" + st.summary())
 		}
 	}
+	notifyLog("STOPPING=1")
 	stopRx()
 	stopUp()
 	stopBuf()

@@ -39,7 +39,7 @@ func (p *pipeline) status() Status {
 		Started: p.started,
 		Receiver: ReceiverStatus{
 			Device:   p.cfg.Receiver.Device,
-			Baud:     p.cfg.Receiver.Baud,
+			Baud:     p.rx.CurrentBaud(),
 			Counters: p.rxCounters.Snapshot(),
 		},
 		Filter: map[string]uint64{},

@@ -81,6 +81,18 @@ func TestBounds(t *testing.T) {
 			wantPending: []uint64{4}, wantAge: 3,
 		},
 		{
+			name: "max age spares records appended before the clock was set", maxAge: time.Hour,
+			run: func(t *testing.T, b *Buffer, clk *fakeClock) {
+				clk.Add(-time.Since(time.Unix(0, 0))) // booted without a real-time clock
+				appendN(t, b, data, 2)
+				commit(t, b)
+				appendN(t, b, data, 1)
+				clk.Add(time.Since(time.Unix(0, 0))) // NTP sync
+				commit(t, b)
+			},
+			wantPending: seqRange(1, 3),
+		},
+		{
 			name: "max age not reached", maxAge: time.Hour,
 			run: func(t *testing.T, b *Buffer, clk *fakeClock) {
 				appendN(t, b, data, 3)

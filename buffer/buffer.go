@@ -2,8 +2,8 @@ package buffer
 
 import (
 	"fmt"
-	"math"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -70,6 +70,7 @@ type Buffer struct {
 	mu        sync.Mutex
 	closed    bool
 	running   bool
+	readOnly  bool    // opened by OpenReadOnly; set before use, never changed
 	tail      []entry // ascending seq; acked entries stay until the next commit
 	tailLive  int
 	tailBytes int64
@@ -95,6 +96,7 @@ type Buffer struct {
 	// Test hooks, nil in production.
 	commitHook   func(tx *bolt.Tx) error // called inside the commit transaction
 	afterCommit  func(last uint64)       // called after each successful commit with the last seq it wrote (0: none)
+	readHook     func()                  // called between a read's tail and disk looks
 	compactMin   int64                   // minimum file size worth compacting
 	compactEvery time.Duration           // minimum time between compaction checks
 }
@@ -105,6 +107,9 @@ type Buffer struct {
 // If encode fails, the seq is not consumed. encode runs under the buffer's
 // lock: it must not call back into the Buffer.
 func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error) {
+	if b.readOnly {
+		return 0, ErrReadOnly
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -189,6 +194,10 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	onDisk := b.diskCount > 0
 	acked := b.snapshotAcked()
 	b.mu.Unlock()
+	if b.readHook != nil {
+		b.readHook()
+		onDisk = true
+	}
 	if !onDisk {
 		return out, nil
 	}
@@ -232,6 +241,10 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	onDisk := b.diskCount > 0 && len(out) < max
 	acked := b.snapshotAcked()
 	b.mu.Unlock()
+	if b.readHook != nil {
+		b.readHook()
+		onDisk = len(out) < max
+	}
 	if !onDisk {
 		return out, nil
 	}
@@ -306,6 +319,9 @@ func diskRecord(k, v []byte, acked map[uint64]struct{}) (Record, bool, error) {
 // acked seqs are ignored. A record still in the tail is forgotten and never
 // written; a committed one is deleted at the next commit.
 func (b *Buffer) Ack(seqs ...uint64) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

@@ -341,3 +341,41 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestReadWhileCommitting commits between a read's look at the tail and its
+// look at the disk: every record must come back exactly once.
+func TestReadWhileCommitting(t *testing.T) {
+	tests := []struct {
+		name string
+		read func(b *Buffer) ([]Record, error)
+		want []uint64
+	}{
+		{name: "oldest", read: func(b *Buffer) ([]Record, error) { return b.Oldest(1, 10) }, want: []uint64{2, 3, 4, 5, 6}},
+		{name: "newest", read: func(b *Buffer) ([]Record, error) { return b.Newest(10) }, want: []uint64{6, 5, 4, 3, 2, 1}},
+		{name: "newest bounded", read: func(b *Buffer) ([]Record, error) { return b.Newest(4) }, want: []uint64{6, 5, 4, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := openTest(t, testOptions(t))
+			mustAppend(t, b, "d")
+			commit(t, b) // seq 1 on disk
+			for range 5 {
+				mustAppend(t, b, "t") // seqs 2..6 in the tail
+			}
+			b.readHook = func() {
+				b.readHook = nil
+				commit(t, b)
+			}
+			got, err := tt.read(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Stats().Tail != 0 {
+				t.Fatal("hook did not commit")
+			}
+			if !slices.Equal(seqsOf(got), tt.want) {
+				t.Errorf("got %v, want %v", seqsOf(got), tt.want)
+			}
+		})
+	}
+}

@@ -20,6 +20,9 @@ const logEvery = time.Minute
 // Stats, logged at most once a minute, and retried at the next tick. Only one
 // Run may be active at a time. Call Close after Run has returned.
 func (b *Buffer) Run(ctx context.Context) error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -76,11 +79,26 @@ func (b *Buffer) logCommitError(err error) {
 	}
 }
 
+// clockFloor is a time before any gateway ran this code. A record appended
+// earlier was appended before the clock was set (gateways without a
+// real-time clock boot in 1970): its age is unknown, so MaxAge spares it;
+// MaxBytes still bounds it.
+var clockFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// tooOld reports whether a record appended at at is past MaxAge. In-process
+// times carry a monotonic reading, so clock steps do not age the tail.
+func tooOld(at, cutoff time.Time) bool {
+	return at.Before(cutoff) && !at.Before(clockFloor)
+}
+
 // Commit writes the tail to disk now, in one fsynced transaction, together
 // with pending deletions (acks, MaxBytes and MaxAge evictions) and, when
 // half the current block is used, the next seq reservation. It writes
 // nothing when there is nothing to do. On error the tail stays in memory.
 func (b *Buffer) Commit() error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	return b.commitLocked(false)
@@ -103,7 +121,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 	for _, e := range b.tail {
 		switch {
 		case e.acked:
-		case e.at.Before(cutoff):
+		case tooOld(e.at, cutoff):
 			droppedAge++
 			b.tailLive--
 			b.tailBytes -= int64(len(e.data))
@@ -126,7 +144,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 	b.ackedDisk = make(map[uint64]int64)
 	b.ackedDiskBytes = 0
 	diskBytes, diskCount := b.diskBytes, b.diskCount
-	needEvict := diskCount > 0 && (diskBytes+snapBytes > b.opts.MaxBytes || b.diskOldest.Before(cutoff))
+	needEvict := diskCount > 0 && (diskBytes+snapBytes > b.opts.MaxBytes || tooOld(b.diskOldest, cutoff))
 	next := b.next
 	var newHwm uint64
 	if b.hwm-(next-1) < b.opts.SeqBlock/2+1 {
@@ -168,7 +186,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 				switch {
 				case derr != nil:
 					res.invalid++ // undecodable: nothing to keep
-				case at.Before(cutoff):
+				case tooOld(at, cutoff):
 					res.evictAge++
 				case onDisk+snapBytes > b.opts.MaxBytes:
 					res.evictBytes++
@@ -305,7 +323,10 @@ func (b *Buffer) Close() error {
 		return nil
 	}
 	b.mu.Unlock()
-	cerr := b.commitLocked(true)
+	var cerr error
+	if !b.readOnly {
+		cerr = b.commitLocked(true)
+	}
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()

@@ -202,8 +202,7 @@ func setFormat(v uint64) func(*testing.T, string, int) {
 // TestLockedFile: a file locked by another opener is an error after the
 // lock timeout, not a hang, and is not moved aside.
 func TestLockedFile(t *testing.T) {
-	b, path := openTest(t, testOptions(t))
-	_ = b
+	_, path := openTest(t, testOptions(t))
 	start := time.Now()
 	_, err := Open(path, testOptions(t))
 	if err == nil || !strings.Contains(err.Error(), "locked") {

@@ -32,5 +32,7 @@
 // returned. The encode function passed to Append runs under the buffer's lock:
 // it must be quick and must not call back into the Buffer.
 //
+// OpenReadOnly opens a stopped daemon's buffer for inspection without writing.
+//
 // The on-disk format is described in FORMAT.md.
 package buffer

@@ -6,6 +6,10 @@ var (
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("buffer closed")
 
+	// ErrReadOnly is returned by the methods that write when the Buffer was
+	// opened with OpenReadOnly.
+	ErrReadOnly = errors.New("buffer opened read-only")
+
 	// ErrRunning is returned by Run when another Run is already active on the
 	// same Buffer: two commit loops would only contend for the same lock.
 	ErrRunning = errors.New("buffer commit loop already running")

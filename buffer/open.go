@@ -79,6 +79,11 @@ func (b *Buffer) openOnce(side uint64) error {
 		return err
 	}
 
+	if err == nil {
+		if err := preflight(b.path); err != nil {
+			return err
+		}
+	}
 	var db *bolt.DB
 	err = guard(func() error {
 		var oerr error
@@ -116,12 +121,13 @@ func isCorruption(err error) bool {
 	return true
 }
 
-// load validates an open database, recovers the sequence state and the
-// accounting, and reserves the first block of sequence numbers.
-func (b *Buffer) load(db *bolt.DB, side uint64) error {
+// scan reads every page of an open database (on this goroutine, where a
+// fault is recoverable), checks the format version, and sums the records.
+// It returns the keys of undecodable records.
+func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 	fi, err := os.Stat(b.path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var invalid [][]byte
 	err = guard(func() error {
@@ -172,6 +178,16 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			// A panic or fault while reading: the file is damaged.
 			err = fmt.Errorf("%w: %w", errCorrupt, err)
 		}
+		return nil, err
+	}
+	return invalid, nil
+}
+
+// load validates an open database, recovers the sequence state and the
+// accounting, and reserves the first block of sequence numbers.
+func (b *Buffer) load(db *bolt.DB, side uint64) error {
+	invalid, err := b.scan(db)
+	if err != nil {
 		return err
 	}
 

@@ -26,6 +26,8 @@ type Options struct {
 
 	// MaxAge drops records appended longer ago than this. Default 7 days:
 	// older positions are of no use to dispatch and would only delay live ones.
+	// Records whose Appended time is before 2025 (appended before a gateway
+	// without a real-time clock got its time) are spared: their age is unknown.
 	MaxAge time.Duration
 
 	// SeqBlock is how many sequence numbers are reserved per durable write of

@@ -42,6 +42,9 @@ type Decoder struct {
 	n     int
 
 	asm assembler
+
+	valid int              // sentences with a valid checksum, for auto-baud
+	now   func() time.Time // gateway clock of LastSentence
 }
 
 // NewDecoder returns a decoder that calls onFix for every fix. c may be nil
@@ -56,7 +59,7 @@ func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
 	if onFix == nil {
 		onFix = func(Fix) {}
 	}
-	d := &Decoder{onFix: onFix, c: c, log: log}
+	d := &Decoder{onFix: onFix, c: c, log: log, now: time.Now}
 	// The checksum is verified by the framer, which counts it apart from
 	// field errors; go-nmea would only repeat the work.
 	d.parser.CheckCRC = func(gonmea.BaseSentence, string) error { return nil }
@@ -151,6 +154,8 @@ func (d *Decoder) sentence(line []byte) {
 		d.c.badChecksum.Add(1)
 		return
 	}
+	d.valid++
+	d.c.lastSentence.Store(d.now().UnixNano())
 	s, err := d.parser.Parse(string(line))
 	if err != nil {
 		var ns *gonmea.NotSupportedError
@@ -178,6 +183,12 @@ func tolerate(s *gonmea.BaseSentence) error {
 	case gonmea.TypeGGA:
 		for i := 9; i < len(s.Fields); i++ { // units, geoid separation, DGPS age and station
 			s.Fields[i] = ""
+		}
+		// Quality 7 (manual input) and 8 (simulator) are positions no
+		// satellite measured: no fix for a tracker. go-nmea rejects them as
+		// unknown values, which would count them as unparsable.
+		if len(s.Fields) > 5 && (s.Fields[5] == "7" || s.Fields[5] == "8") {
+			s.Fields[5] = "0"
 		}
 	}
 	return nil
@@ -244,15 +255,15 @@ type epoch struct {
 	gsaHDOP  float64
 	rmcMode  string
 	noFix    bool // some sentence said explicitly there is no fix
-	lastKey  string
-	counts   map[string]int
+	lastKey  sentKey
+	counts   map[sentKey]int
 }
 
 func (e *epoch) reset() {
 	counts := e.counts
 	clear(counts)
 	if counts == nil {
-		counts = make(map[string]int)
+		counts = make(map[sentKey]int)
 	}
 	*e = epoch{
 		tod: -1, speed: math.NaN(), course: math.NaN(), alt: math.NaN(),
@@ -265,8 +276,28 @@ func (e *epoch) reset() {
 // occurrence in the epoch ("GNGSA#2"), so a receiver that sends two GSA per
 // cycle is not cut after the first.
 type enderKey struct {
-	key string
+	key sentKey
 	n   int
+}
+
+// sentKey is talker and type ("GNGSA"), a value so that filing a sentence
+// allocates nothing. Longer names (proprietary) are cut: a key only has to
+// tell the sentences of one receiver's cycle apart.
+type sentKey [8]byte
+
+func makeKey(talker, typ string) sentKey {
+	var k sentKey
+	n := copy(k[:], talker)
+	copy(k[n:], typ)
+	return k
+}
+
+func (k sentKey) String() string {
+	n := 0
+	for n < len(k) && k[n] != 0 {
+		n++
+	}
+	return string(k[:n])
 }
 
 type closeReason uint8
@@ -289,8 +320,16 @@ type assembler struct {
 	lastDate    civil // date of the last epoch that carried one
 	lastDateTod int
 
+	// undated is the newest fix of an epoch closed before any date was
+	// known (a receiver that sends GGA before its first RMC). The next
+	// epoch that carries a date dates it and hands it on first; an older
+	// one it replaces is counted in NoDate.
+	undated    Fix
+	undatedTod int
+	hasUndated bool
+
 	candidate enderKey // last key before the previous time change
-	ender     enderKey // learned cycle ender, key "" if not (yet) known
+	ender     enderKey // learned cycle ender, zero key if not (yet) known
 }
 
 func (a *assembler) init(d *Decoder) {
@@ -342,7 +381,7 @@ func (a *assembler) add(s gonmea.Sentence) {
 		a.pending = true
 	}
 	a.apply(s)
-	key := s.TalkerID() + s.DataType()
+	key := makeKey(s.TalkerID(), s.DataType())
 	a.cur.counts[key]++
 	a.cur.lastKey = key
 	if a.cur.tod >= 0 && a.ender.key == key && a.ender.n == a.cur.counts[key] {
@@ -375,7 +414,7 @@ func (a *assembler) apply(s gonmea.Sentence) {
 			}
 			e.date = civil{y, m.Date.MM, m.Date.DD}
 		}
-		valid := m.Validity == gonmea.ValidRMC && m.FFAMode != gonmea.FAAModeDataNotValid &&
+		valid := m.Validity == gonmea.ValidRMC && faaQuality(m.FFAMode) > 0 &&
 			field(m.BaseSentence, 2) != "" && field(m.BaseSentence, 4) != ""
 		if !valid {
 			e.noFix = true
@@ -427,7 +466,7 @@ func (a *assembler) apply(s gonmea.Sentence) {
 		}
 		a.position(srcGNS, m.Latitude, m.Longitude)
 	case gonmea.GLL:
-		if m.Validity != gonmea.ValidGLL || m.FFAMode == gonmea.FAAModeDataNotValid ||
+		if m.Validity != gonmea.ValidGLL || faaQuality(m.FFAMode) == 0 ||
 			field(m.BaseSentence, 0) == "" || field(m.BaseSentence, 2) == "" {
 			e.noFix = true
 			return
@@ -516,12 +555,12 @@ func (a *assembler) closeEpoch(why closeReason) {
 	switch why {
 	case closeTimeChange:
 		k := enderKey{e.lastKey, e.counts[e.lastKey]}
-		if a.ender.key != "" && a.ender != k {
+		if a.ender.key != (sentKey{}) && a.ender != k {
 			a.ender = enderKey{} // the receiver changed its cycle
 		}
-		if a.ender.key == "" && k == a.candidate {
+		if a.ender.key == (sentKey{}) && k == a.candidate {
 			a.ender = k
-			a.d.log.Debug("nmea cycle ender learned", "sentence", k.key, "nth", k.n)
+			a.d.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
 		}
 		a.candidate = k
 	}
@@ -537,21 +576,34 @@ func (a *assembler) closeEpoch(why closeReason) {
 // fix builds the epoch's fix; false if it has none (counted).
 func (a *assembler) fix() (Fix, bool) {
 	e := &a.cur
-	date := e.zdaDate
+	date, dsrc := e.zdaDate, DateZDA
 	if !date.ok() {
-		date = e.date
+		date, dsrc = e.date, DateRMC
 	}
 	if date.ok() {
 		// Learnt from no-fix epochs too: a receiver that sends ZDA in
 		// every other epoch dates the next fix with it.
 		a.lastDate, a.lastDateTod = date, e.tod
+		if a.hasUndated {
+			a.hasUndated = false
+			f := a.undated
+			d := date
+			if a.undatedTod > e.tod {
+				d.d-- // the undated epoch was before midnight; time.Date normalises day 0
+			}
+			f.Time = time.Date(d.y, time.Month(d.m), d.d, 0, 0, 0, 0, time.UTC).
+				Add(time.Duration(a.undatedTod) * time.Millisecond)
+			f.DateSource = DateCarried
+			a.d.c.fixes.Add(1)
+			a.d.onFix(f)
+		}
 	}
 	if e.src == srcNone {
 		a.d.c.noFix.Add(1)
 		return Fix{}, false
 	}
 	if !date.ok() && a.lastDate.ok() {
-		date = a.lastDate
+		date, dsrc = a.lastDate, DateCarried
 		if e.tod < a.lastDateTod-dayMs/2 {
 			// The time of day wrapped past midnight since the last date.
 			t := time.Date(date.y, time.Month(date.m), date.d+1, 0, 0, 0, 0, time.UTC)
@@ -559,16 +611,11 @@ func (a *assembler) fix() (Fix, bool) {
 		}
 		a.lastDate, a.lastDateTod = date, e.tod
 	}
-	if !date.ok() {
-		a.d.c.noDate.Add(1)
-		return Fix{}, false
-	}
 	f := Fix{
-		Time: time.Date(date.y, time.Month(date.m), date.d, 0, 0, 0, 0, time.UTC).
-			Add(time.Duration(e.tod) * time.Millisecond),
 		Lat: e.lat, Lon: e.lon,
 		SpeedKmh: e.speed, CourseDeg: e.course, AltM: e.alt,
 		Quality: e.quality, Sats: e.sats, HDOP: e.hdop,
+		DateSource: dsrc,
 	}
 	if f.Quality < 0 {
 		f.Quality = faaQuality(e.rmcMode)
@@ -582,5 +629,14 @@ func (a *assembler) fix() (Fix, bool) {
 	if math.IsNaN(f.HDOP) {
 		f.HDOP = e.gsaHDOP
 	}
+	if !date.ok() {
+		if a.hasUndated {
+			a.d.c.noDate.Add(1)
+		}
+		a.undated, a.undatedTod, a.hasUndated = f, e.tod, true
+		return Fix{}, false
+	}
+	f.Time = time.Date(date.y, time.Month(date.m), date.d, 0, 0, 0, 0, time.UTC).
+		Add(time.Duration(e.tod) * time.Millisecond)
 	return f, true
 }

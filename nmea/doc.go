@@ -3,9 +3,35 @@
 // them with github.com/adrianmo/go-nmea and assembles exactly one [Fix] per
 // receiver epoch (the burst of sentences that share one time of day).
 //
-// It also contains a [Simulator] that writes realistic NMEA of a moving truck,
-// and [OpenPTY], a pseudo-terminal to feed it to anything that expects a
-// serial device (the agent, gpsd, cat).
+// What it reads:
+//   - Position: RMC, GGA, GNS, GLL (GGA preferred, then GNS, RMC, GLL);
+//     speed and course from RMC or VTG; altitude, quality, satellites and
+//     HDOP from GGA or GNS, else GSA; the date from ZDA or RMC (2-digit
+//     years: 80..99 are 19xx, 00..79 are 20xx). GSV only marks the cycle.
+//   - Any talker (GP, GN, GL, GA, GB, BD, GQ, GI, ...), mixed in one epoch.
+//   - "No fix" is explicit: RMC/GLL status V, FAA mode N, M or S, GGA quality
+//     0, 7 (manual) or 8 (simulator), GNS mode all N, GGA with 0 satellites
+//     (a stale position, except dead reckoning).
+//   - Receivers without RMC: the date comes from ZDA, else the last known
+//     date is carried (and advanced at midnight); [Fix.DateSource] says which.
+//     A fix before any date is held and dated by the next epoch that has one.
+//
+// Epochs close as early as possible: the decoder learns the receiver's last
+// sentence of a cycle (the "ender", e.g. the second GSA or the last GSV) and
+// hands the fix on the moment that sentence is complete. Until it is
+// learned, and as a fallback, an epoch closes when the next time of day
+// arrives or after 300 ms of silence ([Receiver]).
+//
+// Framing is bounded and never stops: binary frames (UBX, SiRF), NUL bytes,
+// half lines and endless lines are dropped and counted by reason in
+// [Counters]; a sentence is at most [MaxSentence] bytes and memory does not
+// grow with the input.
+//
+// The [Receiver] reopens a vanished device with backoff, finds the baud rate
+// when asked (auto-baud), reports silence, and logs a summary of dropped
+// input at most once a minute. [Replay] plays a recorded log at its pace,
+// and the [Simulator] writes realistic NMEA of a truck (at a chosen line
+// rate, to a pty from [OpenPTY]).
 //
 // The package knows nothing of storage, records or AWS: its only output is
 // the Fix value handed to a callback, plus [Counters] that explain what was
@@ -15,7 +41,11 @@
 //   - A Decoder is not safe for concurrent use; Counters are.
 //   - Unknown values are NaN (floats) or -1 (ints), never 0: a speed of 0
 //     means the truck stands still.
-//   - Fix.Time is the receiver's GNSS time, not the gateway clock. An epoch
-//     whose date is unknown (no RMC or ZDA seen yet) is dropped and counted.
+//   - Fix.Time is the receiver's GNSS time, not the gateway clock.
 //   - The decoder never returns an error for bad input; it counts it.
+//   - A receiver that changes its cycle costs little: if the learned ender
+//     does not come, the epoch closes with the next time of day (one epoch
+//     of latency); if sentences follow it, the epoch was closed early, and a
+//     straggler with its time is dropped (counted in Late) and the ender
+//     relearned.
 package nmea

@@ -21,7 +21,21 @@ type Fix struct {
 	Quality   int       // GGA fix quality 0..8 (1 GPS, 2 DGPS, 4 RTK fixed, 5 RTK float, 6 dead reckoning); RMC-only fix -> 1 (or its FAA mode)
 	Sats      int       // satellites used, -1 if unknown
 	HDOP      float64   // horizontal dilution of precision, NaN if unknown
+
+	// DateSource says where the date of Time came from: [DateRMC],
+	// [DateZDA] (ZDA wins when an epoch has both: it carries 4 digits of
+	// year), or [DateCarried] (the epoch had no date; the last known date
+	// was carried forward, and advanced by a day when the time of day
+	// wrapped past midnight).
+	DateSource string
 }
+
+// Values of [Fix.DateSource].
+const (
+	DateRMC     = "rmc"
+	DateZDA     = "zda"
+	DateCarried = "carried"
+)
 
 // String formats the fix for logs and the decode command.
 func (f Fix) String() string {
@@ -54,6 +68,17 @@ type Counters struct {
 	noDate       atomic.Uint64
 	late         atomic.Uint64
 	reconnects   atomic.Uint64
+	silences     atomic.Uint64
+	lastSentence atomic.Int64 // gateway clock, unix ns, of the last checksummed sentence; 0 if none
+}
+
+// LastSentence returns when (gateway clock) the last sentence with a valid
+// checksum arrived, zero if none has: the agent's "receiver alive" signal.
+func (c *Counters) LastSentence() time.Time {
+	if ns := c.lastSentence.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Stats is a point-in-time copy of [Counters].
@@ -70,6 +95,15 @@ type Stats struct {
 	NoDate       uint64 // epochs with a fix but no date known yet (no RMC/ZDA seen)
 	Late         uint64 // timed sentences of an epoch already delivered, ignored
 	Reconnects   uint64 // times the Receiver reopened its device
+	Silences     uint64 // episodes of an open device sending no valid sentence for Receiver.SilenceAfter
+
+	LastSentence time.Time // gateway clock of the last checksummed sentence, zero if none
+}
+
+// Dropped is the sum of the counters that mean input was lost: bad
+// checksum, overlong, broken, unparsable, no date and late.
+func (s Stats) Dropped() uint64 {
+	return s.BadChecksum + s.Overlong + s.Broken + s.Unparsable + s.NoDate + s.Late
 }
 
 // Snapshot returns the current values.
@@ -87,6 +121,8 @@ func (c *Counters) Snapshot() Stats {
 		NoDate:       c.noDate.Load(),
 		Late:         c.late.Load(),
 		Reconnects:   c.reconnects.Load(),
+		Silences:     c.silences.Load(),
+		LastSentence: c.LastSentence(),
 	}
 }
 
@@ -105,6 +141,7 @@ func (s Stats) Each(fn func(name string, n uint64)) {
 	fn("no_date", s.NoDate)
 	fn("late", s.Late)
 	fn("reconnects", s.Reconnects)
+	fn("silences", s.Silences)
 }
 
 // String returns "name=n" pairs separated by spaces.

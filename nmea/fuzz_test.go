@@ -2,8 +2,6 @@ package nmea
 
 import (
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -11,14 +9,7 @@ import (
 // decoder's invariants: it never panics, never errors, never emits an
 // impossible fix, and its counters add up.
 func FuzzDecoder(f *testing.F) {
-	logs, _ := filepath.Glob("testdata/*.log")
-	for _, l := range logs {
-		data, err := os.ReadFile(l)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data, uint16(len(data)/3))
-	}
+	seedFromLogs(f, func(data []byte) { f.Add(data, uint16(len(data)/3)) })
 	f.Add([]byte("$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"), uint16(10))
 	f.Add([]byte("$\x00$GPGGA,,,,*00\r\r\n!AIVDM,1,1,,B,15M67FC000G?ufbE`FepT@3n00Sa,0*5C\n"), uint16(3))
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {

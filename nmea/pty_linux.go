@@ -85,3 +85,26 @@ func makeRaw(fd int) error {
 	t.Cc[unix.VTIME] = 0
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
+
+// ttySpeed returns the output baud rate set on the terminal f. On a pty
+// master it is the rate the reader set on the slave: Linux keeps one
+// termios per pty pair, so the simulator can tell what the reader expects.
+func ttySpeed(f *os.File) (int, error) {
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return 0, fmt.Errorf("get line speed: %w", err)
+	}
+	code := t.Cflag & (unix.CBAUD | unix.CBAUDEX)
+	for rate, c := range speedCodes {
+		if c == code {
+			return rate, nil
+		}
+	}
+	return 0, fmt.Errorf("get line speed: unknown speed code %#o", code)
+}
+
+var speedCodes = map[int]uint32{
+	1200: unix.B1200, 2400: unix.B2400, 4800: unix.B4800, 9600: unix.B9600, 19200: unix.B19200,
+	38400: unix.B38400, 57600: unix.B57600, 115200: unix.B115200, 230400: unix.B230400,
+	460800: unix.B460800, 921600: unix.B921600,
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.bug.st/serial"
@@ -14,19 +16,42 @@ import (
 // Receiver timing. The read timeout bounds how long a silent port goes
 // unnoticed; idleFlush closes the pending epoch when the receiver has paused
 // (between 1 Hz bursts there are ~900 ms of silence, inside a burst at 4800
-// baud a byte every 2 ms), so the last epoch is not held until the next one.
+// baud a byte every 2 ms), so the last epoch of a receiver whose cycle ender
+// is not learned yet is not held until the next one.
 const (
 	readTimeout = 100 * time.Millisecond
 	idleFlush   = 300 * time.Millisecond
 	backoffMin  = 250 * time.Millisecond
 	backoffMax  = 10 * time.Second
+
+	// DefaultSilenceAfter is Receiver.SilenceAfter when zero: ten epochs of a
+	// 1 Hz receiver, long enough not to cry wolf over a cold start's pause.
+	DefaultSilenceAfter = 10 * time.Second
+	// DefaultSummaryEvery is Receiver.SummaryEvery when zero.
+	DefaultSummaryEvery = time.Minute
+
+	// probeWindow is how long auto-baud listens at one rate, and
+	// probeSentences how many checksummed sentences prove the rate: at
+	// 4800 baud a 1 Hz receiver sends its whole burst within a second, and
+	// garbage at a wrong rate passes an 8-bit checksum about 1 in 256 times
+	// when it frames at all, so two in a row are no accident.
+	probeWindow    = 1500 * time.Millisecond
+	probeSentences = 2
 )
+
+// probeRates are the rates auto-baud tries after the configured and the
+// remembered one, most common for GNSS receivers first.
+var probeRates = [...]int{4800, 9600, 19200, 38400, 57600, 115200}
 
 // OpenPort opens a serial device once at baud (8N1, no flow control) with a
 // read timeout, so reads return regularly even on a silent port. The error
 // names the device: "open receiver /dev/ttyUSB9: no such file or directory".
+// A baud of 0 opens at 9600 (auto-baud probes after opening).
 func OpenPort(device string, baud int) (io.ReadCloser, error) {
-	if baud <= 0 {
+	if baud == 0 {
+		baud = 9600
+	}
+	if baud < 0 {
 		return nil, fmt.Errorf("open receiver %s: invalid baud rate %d", device, baud)
 	}
 	p, err := serial.Open(device, &serial.Mode{BaudRate: baud})
@@ -42,19 +67,75 @@ func OpenPort(device string, baud int) (io.ReadCloser, error) {
 
 // Receiver owns one serial device: it opens it, reads and decodes, and calls
 // OnFix for each fix. When the device errors or vanishes (USB unplugged, pty
-// closed) it closes it and reopens it with capped exponential backoff
-// (250 ms doubling to 10 s, reset after a successful read), until ctx ends.
+// closed, udev symlink gone) it closes it and reopens it by path with capped
+// exponential backoff (250 ms doubling to 10 s, reset after a session that
+// delivered data), until ctx ends.
 //
-// Fields must be set before Run and not changed while it runs.
+// Auto-baud (AutoBaud, or Baud 0): each open listens up to 1.5 s for two
+// checksummed sentences; if none come it tries the next rate: the one that
+// worked last, Baud, then 4800, 9600, 19200, 38400, 57600, 115200. The rate that worked is remembered
+// ([Receiver.CurrentBaud]) and tried first on reopen.
+//
+// Silence: an open device that sends no checksummed sentence for
+// SilenceAfter is logged once per episode (Warn), counted in
+// Stats.Silences; Counters.LastSentence says since when.
+//
+// Every SummaryEvery, if anything was dropped, one Warn line sums the
+// counters that grew (rate-limited: never a line per bad sentence).
+//
+// Fields must be set before Run and not changed while it runs. Run must not
+// be called twice at the same time on one Receiver.
 type Receiver struct {
-	Device   string       // path of the serial device, e.g. /dev/ttyUSB0 or a udev symlink
-	Baud     int          // baud rate, e.g. 9600 (0 means 9600)
-	OnFix    func(Fix)    // called from Run's goroutine, one fix per epoch, in order
-	Log      *slog.Logger // nil: slog.Default()
-	Counters *Counters    // nil: counted privately
+	Device       string        // path of the serial device, e.g. /dev/ttyUSB0 or a udev symlink
+	Baud         int           // baud rate, e.g. 9600; 0 means auto-baud
+	AutoBaud     bool          // probe rates when Baud does not deliver sentences (implied by Baud 0)
+	SilenceAfter time.Duration // silence that is reported; 0: DefaultSilenceAfter
+	SummaryEvery time.Duration // period of the dropped-input summary line; 0: DefaultSummaryEvery
+	OnFix        func(Fix)     // called from Run's goroutine, one fix per epoch, in order
+	Log          *slog.Logger  // nil: slog.Default()
+	Counters     *Counters     // nil: counted privately
 
 	// open replaces OpenPort in tests.
 	open func(device string, baud int) (io.ReadCloser, error)
+
+	cur atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
+}
+
+// CurrentBaud returns the rate at which the receiver last delivered
+// checksummed sentences, 0 if it has not yet. Safe to call while Run runs.
+func (r *Receiver) CurrentBaud() int { return int(r.cur.Load()) }
+
+func (r *Receiver) auto() bool { return r.AutoBaud || r.Baud == 0 }
+
+// rates returns the rates to try, in order, for one sweep.
+func (r *Receiver) rates() []int {
+	if !r.auto() {
+		return []int{r.Baud}
+	}
+	out := make([]int, 0, len(probeRates)+2)
+	for _, b := range append([]int{r.CurrentBaud(), r.Baud}, probeRates[:]...) {
+		if b > 0 && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// errNoSentences ends a probe at a rate that delivered no sentences.
+var errNoSentences = errors.New("no checksummed sentences at this baud rate")
+
+// session is what Run remembers across reopens.
+type session struct {
+	log          *slog.Logger
+	c            *Counters
+	d            *Decoder
+	silenceAfter time.Duration
+	summaryEvery time.Duration
+
+	heard       time.Time // last checksummed sentence, or the open that started the wait
+	silent      bool
+	lastSummary time.Time
+	prev        Stats
 }
 
 // Run reads the receiver until ctx ends, then returns ctx.Err(). Errors of
@@ -69,38 +150,76 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if c == nil {
 		c = new(Counters)
 	}
-	baud := r.Baud
-	if baud == 0 {
-		baud = 9600
-	}
 	open := r.open
 	if open == nil {
 		open = OpenPort
 	}
-	d := NewDecoder(r.OnFix, c, log)
+	s := &session{
+		log: log, c: c, d: NewDecoder(r.OnFix, c, log),
+		silenceAfter: r.SilenceAfter, summaryEvery: r.SummaryEvery,
+		lastSummary: time.Now(),
+	}
+	if s.silenceAfter <= 0 {
+		s.silenceAfter = DefaultSilenceAfter
+	}
+	if s.summaryEvery <= 0 {
+		s.summaryEvery = DefaultSummaryEvery
+	}
+	s.prev = c.Snapshot()
 	backoff := backoffMin
-	failing := false
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		port, err := open(r.Device, baud)
-		if err == nil {
-			if attempt > 0 {
-				c.reconnects.Add(1)
+	failing, lost, fresh := false, false, true
+	openFailed := false // the last open failed: the device was missing
+	for {
+		var err error
+		rates := r.rates()
+		for i, baud := range rates {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			log.Info("receiver open", "baud", baud)
-			failing = false
+			var port io.ReadCloser
+			port, err = open(r.Device, baud)
+			if err != nil {
+				openFailed = true
+				break // the device is not there: no point trying other rates
+			}
+			if lost {
+				c.reconnects.Add(1)
+				lost = false
+			}
+			// Info once per healthy spell; a failing device or auto-baud
+			// trying further rates must not log every few seconds.
+			level := slog.LevelDebug
+			if i == 0 && (!failing || openFailed) {
+				level = slog.LevelInfo
+			}
+			openFailed = false
+			log.Log(ctx, level, "receiver open", "baud", baud, "auto_baud", r.auto())
+			if fresh {
+				// Silence is timed from the open of a new device session,
+				// not from each rate auto-baud tries.
+				s.heard, fresh = time.Now(), false
+			}
 			var got bool
-			got, err = r.read(ctx, port, d)
-			d.Flush()
+			valid := s.d.valid
+			got, err = r.read(ctx, port, s, baud)
+			if s.d.valid != valid {
+				failing = false // it worked for a while: a new failure is news
+			}
+			s.d.Flush()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if got {
 				backoff = backoffMin
 			}
-			err = fmt.Errorf("read receiver %s: %w", r.Device, err)
+			if !errors.Is(err, errNoSentences) {
+				lost, fresh = true, true
+				err = fmt.Errorf("read receiver %s: %w", r.Device, err)
+				break
+			}
+			if i == len(rates)-1 {
+				err = fmt.Errorf("read receiver %s: auto-baud: no checksummed sentences at %v baud", r.Device, rates)
+			}
 		}
 		if !failing {
 			log.Warn("receiver unavailable, retrying", "err", err, "backoff", backoff)
@@ -108,20 +227,30 @@ func (r *Receiver) Run(ctx context.Context) error {
 		} else {
 			log.Debug("receiver still unavailable", "err", err, "backoff", backoff)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := wait(ctx, backoff); err != nil {
+			return err
 		}
 		backoff = min(2*backoff, backoffMax)
 	}
 }
 
-// read pumps port into d until the port fails or ctx ends; it always closes
-// port. got reports whether any byte arrived.
-func (r *Receiver) read(ctx context.Context, port io.ReadCloser, d *Decoder) (got bool, err error) {
+// wait returns after d, or ctx.Err() when ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// read pumps port into the decoder until the port fails or ctx ends; it
+// always closes port. got reports whether any byte arrived. In auto-baud
+// mode, until the rate is proven, it gives up with errNoSentences after
+// probeWindow.
+func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, baud int) (got bool, err error) {
 	// Closing the port is what interrupts a blocked Read on cancel.
 	stop := context.AfterFunc(ctx, func() { port.Close() })
 	defer func() {
@@ -129,17 +258,37 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, d *Decoder) (go
 			port.Close()
 		}
 	}()
+	d := s.d
 	buf := make([]byte, 4096)
-	var idle time.Duration
-	last := time.Now()
+	opened := time.Now()
+	probing := r.auto()
+	valid0 := d.valid
+	last := opened
 	flushed := true
 	for {
 		n, err := port.Read(buf)
+		now := time.Now()
 		if n > 0 {
 			got = true
+			before := d.valid
 			d.Write(buf[:n])
-			last = time.Now()
+			last = now
 			flushed = false
+			if d.valid != before {
+				s.heard = now
+				if s.silent {
+					s.silent = false
+					s.log.Info("receiver talking again", "baud", baud)
+				}
+			}
+		}
+		if probing && d.valid-valid0 >= probeSentences {
+			probing = false
+			if r.cur.Swap(int64(baud)) != int64(baud) {
+				s.log.Info("receiver baud rate found", "baud", baud)
+			}
+		} else if !r.auto() && d.valid != valid0 {
+			r.cur.Store(int64(baud))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -150,11 +299,43 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, d *Decoder) (go
 			}
 			return got, err
 		}
-		if n == 0 {
-			if idle = time.Since(last); idle >= idleFlush && !flushed {
-				d.Flush()
-				flushed = true
-			}
+		if n == 0 && now.Sub(last) >= idleFlush && !flushed {
+			d.Flush()
+			flushed = true
+		}
+		if !s.silent && now.Sub(s.heard) >= s.silenceAfter {
+			s.silent = true
+			s.c.silences.Add(1)
+			s.log.Warn("receiver silent: no valid sentence", "for", now.Sub(s.heard).Round(time.Millisecond),
+				"baud", baud, "last_sentence", s.c.LastSentence())
+		}
+		if now.Sub(s.lastSummary) >= s.summaryEvery {
+			s.summary(now)
+		}
+		if probing && now.Sub(opened) >= probeWindow {
+			return got, errNoSentences
 		}
 	}
+}
+
+// summary logs what was dropped since the last summary, if anything.
+func (s *session) summary(now time.Time) {
+	cur := s.c.Snapshot()
+	prev := s.prev
+	s.prev, s.lastSummary = cur, now
+	if cur.Dropped() == prev.Dropped() && cur.GarbageBytes == prev.GarbageBytes {
+		return
+	}
+	attrs := []any{"period", s.summaryEvery}
+	var names []string
+	var vals []uint64
+	prev.Each(func(name string, n uint64) { names, vals = append(names, name), append(vals, n) })
+	i := 0
+	cur.Each(func(name string, n uint64) {
+		if n != vals[i] {
+			attrs = append(attrs, name, n-vals[i])
+		}
+		i++
+	})
+	s.log.Warn("receiver input dropped", attrs...)
 }

@@ -28,6 +28,12 @@ type Simulator struct {
 	Lat, Lon float64   // start position; both 0 means Hamburg, Speicherstadt
 	Seed     int64     // route and satellite sky; same seed, same drive
 
+	// Baud, when set and Run writes to a terminal (a pty master), is the
+	// receiver's line rate: before each epoch Run reads the rate the reader
+	// set on the line, and if it differs writes as many garbage bytes
+	// instead, as a reader at the wrong rate would see. 0: always NMEA.
+	Baud int
+
 	ready  bool
 	start  time.Time
 	period time.Duration
@@ -353,6 +359,8 @@ func (s *Simulator) Run(ctx context.Context, w io.Writer) error {
 	sim.setup()
 	type deadliner interface{ SetWriteDeadline(time.Time) error }
 	dl, _ := w.(deadliner)
+	tty, _ := w.(*os.File)
+	noise := rand.New(rand.NewPCG(uint64(s.Seed), 0xbad))
 	for i := 0; ; i++ {
 		at := sim.start.Add(time.Duration(i) * sim.period)
 		if wait := time.Until(at); wait > 0 {
@@ -369,7 +377,15 @@ func (s *Simulator) Run(ctx context.Context, w io.Writer) error {
 		if dl != nil && dl.SetWriteDeadline(at.Add(sim.period)) != nil {
 			dl = nil // not pollable: plain blocking writes
 		}
-		if _, err := w.Write(sim.Epoch(i)); err != nil {
+		out := sim.Epoch(i)
+		if s.Baud > 0 && tty != nil {
+			if rate, err := ttySpeed(tty); err == nil && rate != s.Baud {
+				for k := range out {
+					out[k] = byte(noise.Uint32())
+				}
+			}
+		}
+		if _, err := w.Write(out); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}

@@ -2,8 +2,9 @@
 // PutRecords, from a gateway on a cellular link.
 //
 // It owns batching inside the API limits, per-record partial failures,
-// retry classification and backoff, the AWS client (credentials, endpoint
-// override, HTTP timeouts) and counters of what it sends and receives.
+// retry classification and backoff, pacing the backlog, the AWS client
+// (credentials, endpoint override, proxy, HTTP timeouts) and counters of
+// what it sends and receives.
 //
 // It knows nothing of GPS, of the record schema, or of bbolt: it drains a
 // [Queue] and acknowledges a record only after Kinesis returned a sequence
@@ -11,17 +12,72 @@
 // unreachable stream never loses data; the uplink keeps retrying forever.
 //
 // Delivery is at least once: a call that stored records but whose reply was
-// lost (timeout, cancellation, dropped connection) is sent again.
+// lost (timeout, dropped connection, a stop that outlasts StopTimeout) is
+// sent again.
+//
+// # Live first, backlog paced
+//
+// Each call carries the live records first: the newest (at most ten) above
+// anything Kinesis has stored. They are never delayed or paced, so the
+// dashboard sees the truck's position now, also while a backlog drains.
+// The rest of the call is backlog, oldest first, paced by a token bucket
+// (records and bytes) to [Config].BackfillShare of one shard's write limit
+// of 1,000 records/s and 1 MiB/s, which every truck on that shard shares.
+// With no live record, a backfill call waits until the bucket holds a full
+// call's worth, so the backlog goes in few, full calls. When Kinesis
+// throttles, the pace halves (at most once a second, down to 1/16) and
+// climbs back by 5 % of the share a second.
+//
+// # Fleet jitter
+//
+// After start-up with a backlog, and when an outage ends (three or more
+// calls in a row without a reply or with an error reply), the backfill
+// starts after a random delay in [0, [Config].BackfillDelay], so that a
+// thousand trucks leaving a depot do not hit their shards at once. Live
+// records go at once. While calls fail, a call carries only live records
+// (or one backlog record as a probe): a dead link is not fed 5 MiB uploads.
+//
+// # Stopping
+//
+// When Run's context ends, no new call starts; the call in flight may
+// finish within [Config].StopTimeout (its context ignores the cancellation
+// until then) so what Kinesis stored is acknowledged instead of sent again.
+// The agent stops intake first, then cancels the uplink, then commits the
+// buffer's tail.
+//
+// # Bytes on the wire
+//
+// [NewClient] counts every byte its connections write and read (request and
+// status lines, headers, bodies, TLS), and [Uplink.Stats] reports them
+// ([Stats].BytesMeasured); with any other [API] the counters are estimates.
+// It removes request headers Kinesis does not need before signing
+// (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id, Amz-Sdk-Request)
+// and does not ask for gzip (replies are tiny): about 255 B less per call,
+// measured against kinesis-mock (984 -> 729 B sent per one-record call).
+// At 1 Hz a fix then costs about 1.2 kB with linger 0 and 0.5 kB with a
+// 10 s linger, sent plus received, over plain HTTP to kinesalite.
+//
+// # Client
+//
+// [NewClient] honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY (Go never
+// proxies localhost), AWS_CA_BUNDLE, and takes credentials either from the
+// SDK default chain (without EC2 instance metadata) or, with
+// [ClientConfig].IoT, from the AWS IoT Core credentials provider using the
+// gateway's X.509 thing certificate, cached and refreshed 5 minutes before
+// expiry.
 //
 // Caveats:
 //   - One PutRecords call is in flight at a time, so a record is never in two
 //     concurrent calls. Records that arrive while a call is in flight form
-//     the next batch. One call at a time is ample for one truck: a shard
-//     accepts at most 1,000 records/s per partition key anyway.
+//     the next batch.
 //   - A record larger than the per-record limit (1 MiB including the
 //     partition key) can never be accepted by Kinesis. It is skipped, counted
 //     in [Stats].Oversize and logged, and left in the queue for the queue's
 //     own bounds to evict; it is never acknowledged.
+//   - Byte counters belong to the client: give each Uplink its own client
+//     from NewClient, or the counts are shared.
+//   - Failed live records that a newer record overtook become backlog and
+//     are paced; with the bucket's usual headroom they go in the next call.
 //   - Logging happens here and only here (Run logs, it does not return
 //     transient errors); callers read [Uplink.Stats] for counters.
 package uplink

@@ -21,6 +21,7 @@ func (f putFunc) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, op
 type memQueue struct {
 	mu      sync.Mutex
 	next    uint64
+	order   []uint64 // every seq added, ascending; filtered by pending
 	pending map[uint64][]byte
 	acked   map[uint64]int // how many times each seq was acked
 	ackErr  error          // returned by Ack while set
@@ -36,6 +37,7 @@ func (q *memQueue) add(data ...string) {
 	q.mu.Lock()
 	for _, d := range data {
 		q.pending[q.next] = []byte(d)
+		q.order = append(q.order, q.next)
 		q.next++
 	}
 	q.mu.Unlock()
@@ -45,13 +47,17 @@ func (q *memQueue) add(data ...string) {
 	}
 }
 
+// sorted returns the pending seqs in ascending order, dropping acked ones
+// from q.order as it goes.
 func (q *memQueue) sorted() []uint64 {
-	keys := make([]uint64, 0, len(q.pending))
-	for k := range q.pending {
-		keys = append(keys, k)
+	keys := q.order[:0]
+	for _, k := range q.order {
+		if _, ok := q.pending[k]; ok {
+			keys = append(keys, k)
+		}
 	}
-	slices.Sort(keys)
-	return keys
+	q.order = keys
+	return slices.Clone(keys)
 }
 
 func (q *memQueue) Oldest(after uint64, max int) ([]Record, error) {

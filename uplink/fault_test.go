@@ -17,6 +17,7 @@ func TestFaultsDeliverEverything(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kinesalite")
 	}
+	t.Parallel()
 	l := uplinktest.StartKinesalite(t, "fixes", 1)
 	p := uplinktest.NewProxy(t, l.Endpoint, 7)
 	p.Set(uplinktest.Faults{FailRecords: 0.3, Status500: 0.1, Throttle: 0.1, DropReply: 0.1})
@@ -72,6 +73,7 @@ func TestBlackoutKeepsRecordsQueued(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kinesalite")
 	}
+	t.Parallel()
 	l := uplinktest.StartKinesalite(t, "fixes", 1)
 	p := uplinktest.NewProxy(t, l.Endpoint, 1)
 	p.Set(uplinktest.Faults{Blackout: true})

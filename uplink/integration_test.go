@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -11,16 +12,30 @@ import (
 	"github.com/fleetedge/gps-agent/uplink/uplinktest"
 )
 
+// TestMain gives NewClient dummy credentials from the environment and no
+// shared files, once for the whole binary, so that tests using it can run
+// in parallel (t.Setenv forbids that).
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "uplink-test")
+	if err != nil {
+		panic(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDLOCAL", "AWS_SECRET_ACCESS_KEY": "local-secret", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_PROFILE": "",
+	} {
+		os.Setenv(k, v)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // localClient builds the production client (NewClient) against a local
-// stand-in, with dummy credentials from the environment and no shared files.
+// stand-in.
 func localClient(t *testing.T, l *uplinktest.Local) API {
 	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_PROFILE", "")
 	c, err := NewClient(t.Context(), ClientConfig{Region: uplinktest.Region, Endpoint: l.Endpoint})
 	if err != nil {
 		t.Fatalf("new client: %v", err)
@@ -59,6 +74,7 @@ func TestKinesisMockDelivery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kinesis-mock (~7 s)")
 	}
+	t.Parallel()
 	l := uplinktest.StartKinesisMock(t, "fixes", 1)
 	q := newMemQueue()
 	cfg := testConfig()
@@ -109,6 +125,7 @@ func TestKinesisMockOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kinesis-mock twice (~15 s)")
 	}
+	t.Parallel()
 	l := uplinktest.StartKinesisMock(t, "fixes", 1)
 	q := newMemQueue()
 	cfg := testConfig()

@@ -23,10 +23,22 @@ type Stats struct {
 	FailedRecords map[string]uint64
 	Throttles     uint64 // throttling replies, per record or per call
 	Oversize      uint64 // records skipped because they exceed MaxRecordBytes
-	// BytesSent and BytesReceived approximate the HTTP traffic (headers and
-	// JSON bodies, no TLS or TCP/IP overhead): what the data plan pays for.
+	// BytesSent and BytesReceived are the traffic with Kinesis: what the
+	// data plan pays for. With a client from NewClient they are measured on
+	// the connections (BytesMeasured): request and status lines, headers,
+	// bodies, and over HTTPS the TLS handshakes and framing, but no TCP/IP
+	// headers; all calls of that client count, so give each Uplink its own
+	// client. With any other API they are estimates from the batch sizes.
 	BytesSent     uint64
 	BytesReceived uint64
+	BytesMeasured bool
+	// BackfillRate is the backlog pace in force, records/s: the share of a
+	// shard's 1,000 records/s, halved on throttling and recovering after.
+	BackfillRate float64
+	// BackfillAt is when the backfill may start after its fleet-jitter
+	// delay (start-up with a backlog, end of an outage); zero if never
+	// delayed.
+	BackfillAt    time.Time
 	LastSuccess   time.Time // when Kinesis last stored a record
 	LastError     string    // the last failure, with the AWS message
 	LastErrorTime time.Time
@@ -39,6 +51,9 @@ func (u *Uplink) Stats() Stats {
 	s := u.stats
 	s.CallErrors = maps.Clone(u.stats.CallErrors)
 	s.FailedRecords = maps.Clone(u.stats.FailedRecords)
+	if u.wire != nil {
+		s.BytesSent, s.BytesReceived = u.wire.sent.Load(), u.wire.received.Load()
+	}
 	return s
 }
 

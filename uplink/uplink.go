@@ -76,6 +76,16 @@ const (
 	// baseBackoff is the first retry's ceiling; one fix interval is 1 s, so
 	// a quick retry of a transient 5xx costs almost no freshness.
 	baseBackoff = 100 * time.Millisecond
+	// DefaultBackfillShare leaves half of a shard's 1,000 records/s and
+	// 1 MiB/s to the other trucks on it.
+	DefaultBackfillShare = 0.5
+	// DefaultBackfillDelay spreads a fleet's backfill over half a minute:
+	// a thousand trucks then average ~33 starts a second instead of 1,000
+	// at once.
+	DefaultBackfillDelay = 30 * time.Second
+	// DefaultStopTimeout lets one call finish on stop; well inside
+	// systemd's default 90 s stop timeout.
+	DefaultStopTimeout = 5 * time.Second
 )
 
 // Config configures an Uplink. The zero value of optional fields selects the
@@ -95,6 +105,28 @@ type Config struct {
 	// headers. Default 0: send each record the moment it exists, which is
 	// the freshest but costs the most bytes per record.
 	Linger time.Duration
+	// BackfillShare is the share of one shard's write limit the backlog may
+	// use: Kinesis accepts at most 1,000 records/s and 1 MiB/s per shard
+	// (https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html),
+	// shared by every truck whose key hashes to it. Default 0.5: a truck
+	// catching up after an outage leaves half the shard to the others.
+	// Only the backlog is paced; live records are never held back. When
+	// Kinesis throttles, the pace halves and recovers gradually. Values
+	// above 1 are rejected by Validate.
+	BackfillShare float64
+	// BackfillDelay is the most the backfill waits, a random time in
+	// [0, BackfillDelay], after connectivity returns from an outage or at
+	// start-up with a backlog, so that a thousand trucks leaving a depot do
+	// not hit their shards at once. Live records are not delayed. Default
+	// 30 s; negative means no delay.
+	BackfillDelay time.Duration
+	// StopTimeout is how long the call in flight when Run's ctx ends may
+	// still take, so that records Kinesis stores are acknowledged rather
+	// than sent again by the next run. Nothing new starts after ctx ends.
+	// Default 5 s: within systemd's stop timeout, and the agent commits its
+	// buffer tail after the uplink returns. Negative abandons the call at
+	// once.
+	StopTimeout time.Duration
 	// Log receives the uplink's log lines. Default: slog.Default().
 	Log *slog.Logger
 }
@@ -106,6 +138,21 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Linger < 0 {
 		cfg.Linger = 0
+	}
+	if cfg.BackfillShare <= 0 {
+		cfg.BackfillShare = DefaultBackfillShare
+	}
+	switch {
+	case cfg.BackfillDelay == 0:
+		cfg.BackfillDelay = DefaultBackfillDelay
+	case cfg.BackfillDelay < 0:
+		cfg.BackfillDelay = 0
+	}
+	switch {
+	case cfg.StopTimeout == 0:
+		cfg.StopTimeout = DefaultStopTimeout
+	case cfg.StopTimeout < 0:
+		cfg.StopTimeout = 0
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -125,6 +172,9 @@ func (cfg Config) Validate() error {
 		// "Partition keys are Unicode strings with a maximum length limit
 		// of 256 characters for each key."
 		return fmt.Errorf("uplink: partition key %q: longer than 256 characters", cfg.PartitionKey)
+	}
+	if cfg.BackfillShare > 1 {
+		return fmt.Errorf("uplink: backfill share %g: more than one shard's limit (at most 1)", cfg.BackfillShare)
 	}
 	return nil
 }
@@ -148,13 +198,36 @@ type Uplink struct {
 	failures  int                 // consecutive failed rounds
 	logged    string              // key of the last failure logged, "" when healthy
 	lastBatch int                 // records in the last round's batch
+	// hold is how long the backlog the last round left unsent waits for
+	// the backfill delay or the pacer; -1 when nothing waits.
+	hold         time.Duration
+	pace         *pacer
+	backfillAt   time.Time // no backfill before this (fleet jitter)
+	startChecked bool      // the start-up backlog check is done
+	callFailures int       // consecutive calls that got no reply or an error reply
+
+	wire  *wireCounter                          // measured bytes, if the client has them
+	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
 }
+
+// Backfill scheduling.
+const (
+	// liveMax is how many of the newest records count as live: sent at
+	// once, never paced or delayed. Ten covers a 10 s linger at 1 Hz; more
+	// than that after an outage is backlog, or a fleet's trucks would all
+	// burst at once when a depot's link returns.
+	liveMax = 10
+	// outageCalls is the streak of failed calls (no reply, or an error
+	// reply) taken for an outage, after which the backfill is delayed:
+	// one or two lost calls are routine on a cellular link.
+	outageCalls = 3
+)
 
 // New returns an Uplink sending what q holds to the stream through api.
 // It starts no goroutine; call Run.
 func New(cfg Config, api API, q Queue) *Uplink {
 	cfg = cfg.withDefaults()
-	return &Uplink{
+	u := &Uplink{
 		cfg:      cfg,
 		api:      api,
 		q:        q,
@@ -162,16 +235,27 @@ func New(cfg Config, api API, q Queue) *Uplink {
 		unacked:  make(map[uint64]struct{}),
 		oversize: make(map[uint64]struct{}),
 		stats:    Stats{FailedRecords: make(map[string]uint64), CallErrors: make(map[string]uint64)},
+		pace:     newPacer(cfg.BackfillShare),
+		wire:     wireOf(api),
+		randN: func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return rand.N(max + 1)
+		},
 	}
+	u.stats.BytesMeasured = u.wire != nil
+	return u
 }
 
 // Run drains the queue until ctx ends, then returns nil. It returns an error
 // only for a configuration it cannot run with, or if called twice at once.
 //
 // Failures never end Run: every error is classified, counted, logged here
-// (once per change) and retried with backoff. When ctx ends during a call,
-// the call is abandoned; its records stay in the queue and are sent again by
-// the next Run (at least once).
+// (once per change) and retried with backoff. When ctx ends, no new call
+// starts; a call in flight may finish within Config.StopTimeout so that
+// what Kinesis stored is acknowledged, then it is abandoned: its records
+// stay in the queue and are sent again by the next Run (at least once).
 func (u *Uplink) Run(ctx context.Context) error {
 	if err := u.cfg.Validate(); err != nil {
 		return fmt.Errorf("run uplink: %w", err)
@@ -181,10 +265,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 	}
 	defer u.running.Store(false)
 
+	u.pace.start(time.Now())
+	u.startChecked, u.backfillAt, u.callFailures = false, time.Time{}, 0
 	notify := u.q.Notify()
 	woke := true // the next send is the first after idling: linger applies
 	for ctx.Err() == nil {
-		if woke && u.cfg.Linger > 0 && !u.wait(ctx, u.cfg.Linger, nil) {
+		if woke && u.cfg.Linger > 0 && u.wait(ctx, u.cfg.Linger, nil) == waitDone {
 			break
 		}
 		woke = false
@@ -193,50 +279,66 @@ func (u *Uplink) Run(ctx context.Context) error {
 				break
 			}
 			u.fail(err)
-			if !u.wait(ctx, u.backoff(err), nil) {
+			if u.wait(ctx, u.backoff(err), nil) == waitDone {
 				break
 			}
 			continue
 		}
-		if u.failures > 0 {
+		// A round that sent nothing (the backlog waits for the pacer) is
+		// no proof that Kinesis takes records again.
+		if u.failures > 0 && u.lastBatch > 0 {
 			u.recovered()
 		}
-		if u.idle() {
-			if !u.wait(ctx, -1, notify) {
+		if u.lastBatch == 0 {
+			// Idle, or the backlog waits for its delay or its tokens; a
+			// new record ends the wait at once.
+			w := u.wait(ctx, u.hold, notify)
+			if w == waitDone {
 				break
 			}
-			woke = true
+			woke = w == waitWoken
 		}
 	}
 	return nil
 }
 
-// idle reports whether the last round found nothing to send.
-func (u *Uplink) idle() bool { return u.lastBatch == 0 }
-
 // round acknowledges what is owed, then sends one batch. It returns a
 // *RetryableError or *PermanentError on failure.
 func (u *Uplink) round(ctx context.Context) error {
-	u.lastBatch = 0
+	u.lastBatch, u.hold = 0, -1
 	if len(u.unacked) > 0 {
 		if err := u.ackOwed(); err != nil {
 			return err
 		}
 	}
-	batch, err := u.nextBatch()
+	batch, err := u.nextBatch(time.Now())
 	if err != nil {
 		return err
 	}
 	u.lastBatch = len(batch)
+	u.mu.Lock()
+	u.stats.BackfillRate = u.pace.rate()
+	u.stats.BackfillAt = u.backfillAt
+	u.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err // nothing new after ctx ends
 	}
 	return u.put(ctx, batch)
 }
 
+// How a wait ended.
+const (
+	waitDone    = iota // ctx ended
+	waitTimeout        // d elapsed
+	waitWoken          // wake fired
+)
+
 // wait blocks for d (forever if d < 0), until wake fires (if not nil), or
-// until ctx ends. It reports false if ctx ended.
-func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+// until ctx ends, and says which.
+func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) int {
 	var timeout <-chan time.Time
 	if d >= 0 {
 		t := time.NewTimer(d)
@@ -245,11 +347,11 @@ func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}
 	}
 	select {
 	case <-ctx.Done():
-		return false
+		return waitDone
 	case <-wake:
-		return true
+		return waitWoken
 	case <-timeout:
-		return true
+		return waitTimeout
 	}
 }
 
@@ -273,13 +375,20 @@ func (u *Uplink) backoff(err error) time.Duration {
 
 // nextBatch chooses the records of the next call.
 //
-// Live first: records newer than anything Kinesis has stored (ackedMark)
-// go first, newest first, so that after an outage the dashboard gets the
-// truck's position now. The capacity left is filled with the backlog,
-// oldest first. With no backlog both are the same records.
-func (u *Uplink) nextBatch() ([]Record, error) {
+// Live first: the newest records (up to liveMax) above anything Kinesis has
+// stored (ackedMark) go first and at once, so that after an outage the
+// dashboard gets the truck's position now. The capacity left is filled with
+// the backlog, oldest first, as far as the pacer allows, and not before the
+// backfill delay after start-up or an outage. With no live record, a
+// backfill call waits until the pacer holds a full call's worth (or the
+// whole backlog), so the backlog goes in few, full calls. While calls fail,
+// the backlog is held back: a call carries the live records, or one backlog
+// record as a probe, so a dead link is not fed 5 MiB uploads.
+//
+// It sets u.hold when backlog records are left waiting.
+func (u *Uplink) nextBatch(now time.Time) ([]Record, error) {
 	b := newBatch(len(u.cfg.PartitionKey))
-	newest, err := u.q.Newest(MaxRecordsPerCall)
+	newest, err := u.q.Newest(liveMax)
 	if err != nil {
 		return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read newest records: %w", err)}
 	}
@@ -291,32 +400,107 @@ func (u *Uplink) nextBatch() ([]Record, error) {
 	// Within the call, keep arrival order. (PutRecords does not guarantee
 	// order anyway; downstream orders by the record's own seq.)
 	slices.Reverse(b.recs)
-	var after uint64
-	// Bounded: skipped records (oversize, unacked) are few.
-	for page := 0; page < 4 && !b.full(); page++ {
+	live := len(b.recs)
+	u.pace.refill(now)
+	u.pace.take(live, b.bytes)
+
+	cands, candBytes, err := u.backlog(b)
+	if err != nil {
+		return nil, err
+	}
+	first := !u.startChecked
+	u.startChecked = true
+	if len(cands) == 0 {
+		return b.recs, nil
+	}
+	if first {
+		u.delayBackfill(now, "start-up with a backlog")
+	}
+	switch {
+	case now.Before(u.backfillAt):
+		u.hold = u.backfillAt.Sub(now)
+		return b.recs, nil
+	case u.callFailures > 0:
+		if live == 0 {
+			r := cands[0]
+			u.pace.take(1, len(r.Data)+b.keyLen)
+			b.add(r)
+		}
+		return b.recs, nil
+	case live == 0:
+		if ok, wait := u.pace.ready(len(cands), candBytes); !ok {
+			u.hold = wait
+			return b.recs, nil
+		}
+	}
+	for _, r := range cands {
+		if !u.pace.allow(len(r.Data)+b.keyLen) || !b.add(r) {
+			break
+		}
+	}
+	if len(b.recs) == 0 {
+		u.hold = time.Millisecond // cannot happen with a ready pacer; never sleep forever
+	}
+	return b.recs, nil
+}
+
+// backlog returns the pending records not in b, oldest first, that would
+// fit in b after its records, and their bytes (with partition keys).
+func (u *Uplink) backlog(b *batch) ([]Record, int, error) {
+	var (
+		cands []Record
+		after uint64
+		n     = len(b.recs)
+		bytes = b.bytes
+	)
+	// Bounded: skipped records (oversize, unacked, live) are few.
+	for page := 0; page < 4; page++ {
 		recs, err := u.q.Oldest(after, MaxRecordsPerCall)
 		if err != nil {
-			return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read oldest records after seq %d: %w", after, err)}
+			return nil, 0, &RetryableError{Code: "queue", Err: fmt.Errorf("read oldest records after seq %d: %w", after, err)}
 		}
 		for _, r := range recs {
-			if b.has(r.Seq) {
+			if b.has(r.Seq) || u.skip(r) {
 				continue
 			}
-			if !u.admit(b, r) {
-				break
+			size := len(r.Data) + b.keyLen
+			if n >= MaxRecordsPerCall || bytes+size > MaxCallBytes {
+				return cands, bytes - b.bytes, nil
 			}
+			cands = append(cands, r)
+			n++
+			bytes += size
 		}
 		if len(recs) < MaxRecordsPerCall {
 			break
 		}
 		after = recs[len(recs)-1].Seq
 	}
-	return b.recs, nil
+	return cands, bytes - b.bytes, nil
+}
+
+// delayBackfill holds the backlog back for a random time in [0,
+// BackfillDelay].
+func (u *Uplink) delayBackfill(now time.Time, why string) {
+	d := u.randN(u.cfg.BackfillDelay)
+	u.backfillAt = now.Add(d)
+	if d > 0 {
+		u.log.Info("uplink: backfill delayed to spread the fleet's load", "after", why, "delay", d.Round(time.Millisecond))
+	}
 }
 
 // admit adds r to b unless it must be skipped; it reports false when b is
 // full.
 func (u *Uplink) admit(b *batch, r Record) bool {
+	if u.skip(r) {
+		return true
+	}
+	return b.add(r)
+}
+
+// skip reports whether r must not be sent: already stored (ack owed), or
+// too large ever to be accepted (counted and logged the first time).
+func (u *Uplink) skip(r Record) bool {
 	if _, ok := u.unacked[r.Seq]; ok {
 		return true
 	}
@@ -332,11 +516,12 @@ func (u *Uplink) admit(b *batch, r Record) bool {
 			"bytes", len(r.Data), "limit", MaxRecordBytes)
 		return true
 	}
-	return b.add(r)
+	return false
 }
 
 // put sends batch in one PutRecords call, acknowledges what Kinesis stored
-// and returns the error of what it did not, if anything.
+// and returns the error of what it did not, if anything. If ctx ends during
+// the call, the call may go on for Config.StopTimeout.
 func (u *Uplink) put(ctx context.Context, batch []Record) error {
 	key := aws.String(u.cfg.PartitionKey)
 	entries := make([]types.PutRecordsRequestEntry, len(batch))
@@ -352,22 +537,35 @@ func (u *Uplink) put(ctx context.Context, batch []Record) error {
 	if u.failures > 0 {
 		u.stats.Retries++
 	}
-	u.stats.BytesSent += uint64(sent)
+	if u.wire == nil {
+		u.stats.BytesSent += uint64(sent)
+	}
 	u.mu.Unlock()
 
-	out, err := u.api.PutRecords(ctx, in)
+	callCtx, cancel := u.callContext(ctx)
+	out, err := u.api.PutRecords(callCtx, in)
+	abandoned := callCtx.Err()
+	cancel()
+	now := time.Now()
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if abandoned != nil {
+			return abandoned
 		}
 		cerr := classify(err)
+		u.callFailures++
 		u.mu.Lock()
 		u.stats.CallErrors[errCode(cerr)]++
-		u.stats.BytesReceived += uint64(replyHeaderBytes)
-		u.noteThrottle(cerr)
+		if u.wire == nil {
+			u.stats.BytesReceived += uint64(replyHeaderBytes)
+		}
+		u.noteThrottle(now, cerr)
 		u.mu.Unlock()
 		return fmt.Errorf("put %d records: %w", len(batch), cerr)
 	}
+	if u.callFailures >= outageCalls {
+		u.delayBackfill(now, fmt.Sprintf("%d failed calls", u.callFailures))
+	}
+	u.callFailures = 0
 	if len(out.Records) != len(batch) {
 		return fmt.Errorf("put %d records: %w", len(batch), &RetryableError{
 			Code: "malformed reply", Message: fmt.Sprintf("%d results for %d records", len(out.Records), len(batch))})
@@ -379,14 +577,16 @@ func (u *Uplink) put(ctx context.Context, batch []Record) error {
 		recv  = replyBytes(out)
 	)
 	u.mu.Lock()
-	u.stats.BytesReceived += uint64(recv)
+	if u.wire == nil {
+		u.stats.BytesReceived += uint64(recv)
+	}
 	for i, e := range out.Records {
 		// kinesis-mock writes "ErrorCode": null on success; the real service
 		// omits it. Both decode to nil; treat empty as success too.
 		if code := aws.ToString(e.ErrorCode); code != "" {
 			rerr := classifyCode(code, aws.ToString(e.ErrorMessage), nil)
 			u.stats.FailedRecords[code]++
-			u.noteThrottle(rerr)
+			u.noteThrottle(now, rerr)
 			worst = worse(worst, rerr)
 			continue
 		}
@@ -438,11 +638,35 @@ func (u *Uplink) ackOwed() error {
 	return nil
 }
 
-// noteThrottle counts err if it is throttling. Callers hold u.mu.
-func (u *Uplink) noteThrottle(err error) {
+// noteThrottle counts err if it is throttling, and slows the backfill.
+// Callers hold u.mu.
+func (u *Uplink) noteThrottle(now time.Time, err error) {
 	var re *RetryableError
 	if errors.As(err, &re) && re.Throttle {
 		u.stats.Throttles++
+		u.pace.throttled(now)
+	}
+}
+
+// callContext returns the context of one call: it ignores the end of ctx
+// for up to Config.StopTimeout, so that a call in flight on stop can still
+// return its sequence numbers. cancel must be called when the call returns.
+func (u *Uplink) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	returned := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(u.cfg.StopTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-returned:
+		}
+	})
+	return callCtx, func() {
+		close(returned)
+		stop()
+		cancel()
 	}
 }
 

@@ -345,8 +345,11 @@ func TestBatchLimits(t *testing.T) {
 				q := newMemQueue()
 				q.add(tt.records...)
 				api := &recorder{}
-				u := New(testConfig(), api, q)
+				cfg := testConfig()
+				cfg.BackfillDelay = -1
+				u := New(cfg, api, q)
 				stop := runUplink(t, u)
+				time.Sleep(time.Minute) // fake time: past any pacing
 				synctest.Wait()
 				stop()
 				var sizes []int
@@ -389,7 +392,10 @@ func TestLiveFirstAfterOutage(t *testing.T) {
 			}
 			return okReply(in), nil
 		}}
-		u := New(testConfig(), api, q)
+		cfg := testConfig()
+		cfg.MaxBackoff = time.Second
+		u := New(cfg, api, q)
+		u.randN = func(time.Duration) time.Duration { return 20 * time.Second }
 		stop := runUplink(t, u)
 		q.add("warmup")
 		synctest.Wait()
@@ -398,24 +404,42 @@ func TestLiveFirstAfterOutage(t *testing.T) {
 			q.add(fmt.Sprint(i))
 			time.Sleep(100 * time.Millisecond)
 		}
+		// While the link is down, calls carried only the newest records.
+		for _, c := range api.snapshot()[1:] {
+			if len(c) > liveMax {
+				t.Fatalf("call of %d records during the outage, want <= %d", len(c), liveMax)
+			}
+		}
+		nDown := len(api.snapshot())
 		setDown(false)
+		time.Sleep(1500 * time.Millisecond) // past the backoff
+		synctest.Wait()
+		calls := api.snapshot()
+		// First success after the outage: the newest 10, in arrival order;
+		// the backlog waits for the fleet-jitter delay.
+		if len(calls) != nDown+1 {
+			t.Fatalf("%d calls within 1.5 s after the outage, want 1 (live only): %q", len(calls)-nDown, calls[nDown:])
+		}
+		if got := calls[nDown]; len(got) != 10 || got[0] != "690" || got[9] != "699" {
+			t.Errorf("first call after outage = %q, want [690 ... 699]", got)
+		}
+		if at := u.Stats().BackfillAt; at.IsZero() {
+			t.Errorf("backfill not delayed after the outage")
+		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		stop()
 
-		calls := api.snapshot()
-		if len(calls) < 4 {
-			t.Fatalf("%d calls, want warmup, failures, live, backfill", len(calls))
+		calls = api.snapshot()[nDown+1:]
+		// Then the backlog, oldest first, in paced calls of at most 500.
+		if len(calls) != 2 {
+			t.Fatalf("backfill calls = %d, want 2", len(calls))
 		}
-		last := calls[len(calls)-2:]
-		// First success after the outage: the newest 500, in arrival order.
-		if got := last[0]; len(got) != 500 || got[0] != "200" || got[499] != "699" {
-			t.Errorf("first call after outage = [%s ... %s] (%d), want [200 ... 699] (500)",
-				got[0], got[len(got)-1], len(got))
+		if got := calls[0]; len(got) != 500 || got[0] != "0" || got[499] != "499" {
+			t.Errorf("backfill = [%s ... %s] (%d), want [0 ... 499] (500)", got[0], got[len(got)-1], len(got))
 		}
-		// Then the backlog, oldest first.
-		if got := last[1]; len(got) != 200 || got[0] != "0" || got[199] != "199" {
-			t.Errorf("backfill = [%s ... %s] (%d), want [0 ... 199] (200)", got[0], got[len(got)-1], len(got))
+		if got := calls[1]; len(got) != 190 || got[0] != "500" || got[189] != "689" {
+			t.Errorf("backfill = [%s ... %s] (%d), want [500 ... 689] (190)", got[0], got[len(got)-1], len(got))
 		}
 		if q.pendingCount() != 0 {
 			t.Errorf("pending = %d", q.pendingCount())
@@ -453,15 +477,18 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		name string
 		cfg  Config
 		want error
+		msg  string
 	}{
 		{name: "no stream", cfg: Config{PartitionKey: "k"}, want: ErrNoStream},
 		{name: "no key", cfg: Config{Stream: "s"}, want: ErrNoPartitionKey},
+		{name: "backfill share above a shard", cfg: Config{Stream: "s", PartitionKey: "k", BackfillShare: 1.5},
+			msg: "backfill share 1.5: more than one shard's limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := New(tt.cfg, &recorder{}, newMemQueue()).Run(t.Context())
-			if !errors.Is(err, tt.want) {
-				t.Errorf("Run = %v, want %v", err, tt.want)
+			if tt.want != nil && !errors.Is(err, tt.want) || tt.msg != "" && (err == nil || !strings.Contains(err.Error(), tt.msg)) {
+				t.Errorf("Run = %v, want %v %q", err, tt.want, tt.msg)
 			}
 		})
 	}

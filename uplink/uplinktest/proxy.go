@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Faults is what a Proxy injects. Shares are probabilities in [0, 1],
@@ -38,6 +39,19 @@ type Faults struct {
 	DropReply float64
 	// Blackout closes every connection without a reply, like a dead zone.
 	Blackout bool
+	// ErrorCode, if set, answers every request with this AWS error, e.g.
+	// AccessDeniedException or ResourceNotFoundException, with
+	// ErrorMessage and HTTP status ErrorStatus (default 400), without
+	// forwarding.
+	ErrorCode    string
+	ErrorMessage string
+	ErrorStatus  int
+	// RecordsPerSecond, if > 0, lets at most this many PutRecords entries
+	// a second through per stream, like a shard's 1,000 records/s: a token
+	// bucket holding one second's worth. Entries beyond it fail with
+	// ProvisionedThroughputExceededException inside the reply and are not
+	// forwarded.
+	RecordsPerSecond int
 }
 
 // ProxyCounts counts what a Proxy did.
@@ -50,6 +64,9 @@ type ProxyCounts struct {
 	DroppedReplies int // forwarded, reply dropped
 	DroppedRecords int // records stored upstream whose reply was dropped
 	Blackouts      int // requests dropped without forwarding
+	Errors         int // requests answered with Faults.ErrorCode
+	RateAdmitted   int // entries let through by the RecordsPerSecond bucket
+	RateLimited    int // entries failed by the RecordsPerSecond bucket
 }
 
 // Proxy is a fault-injecting HTTP proxy in front of a local Kinesis,
@@ -61,17 +78,24 @@ type Proxy struct {
 	srv    *httptest.Server
 	client *http.Client
 
-	mu     sync.Mutex
-	faults Faults
-	rnd    *rand.Rand
-	counts ProxyCounts
+	mu      sync.Mutex
+	faults  Faults
+	rnd     *rand.Rand
+	counts  ProxyCounts
+	buckets map[string]*bucket // per stream, for RecordsPerSecond
+}
+
+// bucket is a token bucket of records for one stream.
+type bucket struct {
+	tokens float64
+	last   time.Time
 }
 
 // NewProxy starts a proxy to target (an http:// endpoint) injecting no
 // faults until Set. It is closed on test cleanup.
 func NewProxy(t testing.TB, target string, seed uint64) *Proxy {
 	t.Helper()
-	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}}
+	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
 	t.Cleanup(p.srv.Close)
@@ -84,6 +108,9 @@ func (p *Proxy) Set(f Faults) {
 	defer p.mu.Unlock()
 	if f.RecordErrorCode == "" {
 		f.RecordErrorCode = "ProvisionedThroughputExceededException"
+	}
+	if f.ErrorStatus == 0 {
+		f.ErrorStatus = http.StatusBadRequest
 	}
 	p.faults = f
 }
@@ -138,6 +165,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case f.ErrorCode != "":
+		p.count(func(c *ProxyCounts) { c.Errors++ })
+		awsError(w, f.ErrorStatus, f.ErrorCode, f.ErrorMessage)
+		return
 	case f.Blackout:
 		p.count(func(c *ProxyCounts) { c.Blackouts++ })
 		hangUp(w)
@@ -154,19 +185,34 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 
 	isPut := r.Header.Get("X-Amz-Target") == "Kinesis_20131202.PutRecords"
 	var req putRecordsRequest
-	var failed []bool // per original entry
-	if isPut && f.FailRecords > 0 && json.Unmarshal(body, &req) == nil {
+	var failed []bool  // per original entry
+	var codes []string // error code per failed entry
+	if isPut && (f.FailRecords > 0 || f.RecordsPerSecond > 0) && json.Unmarshal(body, &req) == nil {
 		failed = make([]bool, len(req.Records))
+		codes = make([]string, len(req.Records))
 		var keep []json.RawMessage
+		rated := p.rate(req.stream(), f.RecordsPerSecond, len(req.Records))
 		for i, rec := range req.Records {
-			if failed[i] = chance(f.FailRecords); !failed[i] {
+			switch {
+			case i >= rated:
+				failed[i], codes[i] = true, throughputExceeded
+			case chance(f.FailRecords):
+				failed[i], codes[i] = true, f.RecordErrorCode
+			default:
 				keep = append(keep, rec)
 			}
 		}
 		req.Records = keep
+		nf := len(failed) - len(keep)
+		p.count(func(c *ProxyCounts) {
+			if f.RecordsPerSecond > 0 {
+				c.RateAdmitted += min(rated, len(failed))
+				c.RateLimited += len(failed) - min(rated, len(failed))
+			}
+		})
 		if len(keep) == 0 {
-			p.count(func(c *ProxyCounts) { c.FailedRecords += len(failed) })
-			writeReply(w, mergeReply(nil, failed, f.RecordErrorCode))
+			p.count(func(c *ProxyCounts) { c.FailedRecords += nf })
+			writeReply(w, mergeReply(nil, failed, codes))
 			return
 		}
 		body, _ = json.Marshal(req)
@@ -217,7 +263,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			p.count(func(c *ProxyCounts) { c.FailedRecords += n })
-			writeReply(w, mergeReply(&rep, failed, f.RecordErrorCode))
+			writeReply(w, mergeReply(&rep, failed, codes))
 			return
 		}
 	}
@@ -232,12 +278,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 
 // mergeReply puts injected failures back at their request positions among
 // the upstream's results.
-func mergeReply(up *putRecordsReply, failed []bool, code string) putRecordsReply {
+func mergeReply(up *putRecordsReply, failed []bool, codes []string) putRecordsReply {
 	var out putRecordsReply
 	next := 0
-	entry, _ := json.Marshal(map[string]string{"ErrorCode": code, "ErrorMessage": "injected by uplinktest proxy"})
-	for _, f := range failed {
+	for i, f := range failed {
 		if f {
+			entry, _ := json.Marshal(map[string]string{"ErrorCode": codes[i], "ErrorMessage": "injected by uplinktest proxy"})
 			out.Records = append(out.Records, entry)
 			out.FailedRecordCount++
 			continue
@@ -250,6 +296,36 @@ func mergeReply(up *putRecordsReply, failed []bool, code string) putRecordsReply
 		out.EncryptionType = up.EncryptionType
 	}
 	return out
+}
+
+const throughputExceeded = "ProvisionedThroughputExceededException"
+
+func (r putRecordsRequest) stream() string {
+	if r.StreamName != "" {
+		return r.StreamName
+	}
+	return r.StreamARN
+}
+
+// rate takes up to n records from stream's bucket and returns how many it
+// got; all n if perSecond is 0 (no limit).
+func (p *Proxy) rate(stream string, perSecond, n int) int {
+	if perSecond <= 0 {
+		return n
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	b, ok := p.buckets[stream]
+	if !ok {
+		b = &bucket{tokens: float64(perSecond), last: now}
+		p.buckets[stream] = b
+	}
+	b.tokens = min(float64(perSecond), b.tokens+now.Sub(b.last).Seconds()*float64(perSecond))
+	b.last = now
+	got := min(n, int(b.tokens))
+	b.tokens -= float64(got)
+	return got
 }
 
 func writeReply(w http.ResponseWriter, rep putRecordsReply) {

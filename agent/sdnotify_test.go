@@ -1,0 +1,111 @@
+package main
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetedge/gps-agent/buffer"
+	"github.com/fleetedge/gps-agent/nmea"
+	"github.com/fleetedge/gps-agent/uplink"
+	"github.com/fleetedge/gps-agent/uplink/uplinktest"
+)
+
+// The daemon tells systemd it is ready, feeds the watchdog while fixes flow, and says when it stops.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+
+	const stream = "notify"
+	k := uplinktest.StartKinesisMock(t, stream, 1)
+	f := newFeeder(t, 10)
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: fed every 0.2 s
+	agent := startAgent(t, "run", "--config", writeConfig(t, f.path, k.Endpoint, stream))
+	f.start()
+
+	expect := func(what string) string {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("notify socket closed before %s", what)
+				}
+				if strings.Contains(m, what) {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %s from the agent in 30 s; output:\n%s", what, agent.stderr.String())
+			}
+		}
+	}
+	expect("READY=1")
+	for range 3 {
+		if m := expect("WATCHDOG=1"); !strings.Contains(m, "STATUS=") || !strings.Contains(m, "fixes sent") {
+			t.Errorf("watchdog message without a status line: %q", m)
+		}
+	}
+	f.pause()
+	agent.stop(t)
+	expect("STOPPING=1")
+}
+
+// A part that shows no work for longer than stuckAfter is reported stuck; a waiting one is not.
+func TestHealthCheck(t *testing.T) {
+	buf, err := buffer.Open(filepath.Join(t.TempDir(), "b.db"), buffer.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	t0 := time.Now()
+	p := &pipeline{
+		started:    t0,
+		rxCounters: new(nmea.Counters),
+		buf:        buf,
+		up:         uplink.New(uplink.Config{Stream: "s", PartitionKey: "k"}, nil, queue{buf}),
+	}
+	var h health
+	if s := h.check(p, t0); s != "" {
+		t.Fatalf("fresh pipeline stuck: %s", s)
+	}
+	if s := h.check(p, t0.Add(stuckAfter+time.Second)); !strings.HasPrefix(s, "receiver: nothing read for") {
+		t.Fatalf("silent receiver: %q", s)
+	}
+	// The receiver reads again; nothing pending: healthy however long the uplink has been idle.
+	p.rxCounters = new(nmea.Counters)
+	dec := nmea.NewDecoder(func(nmea.Fix) {}, p.rxCounters, nil)
+	var sim nmea.Simulator
+	dec.Write(sim.Epoch(0))
+	now := t0.Add(stuckAfter + 2*time.Second)
+	if s := h.check(p, now); s != "" {
+		t.Fatalf("reading receiver, empty buffer: stuck %q", s)
+	}
+	// A fix pending and no call ended since start: the uplink is stuck.
+	if _, err := buf.Append(func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	dec.Write(sim.Epoch(1))
+	if s := h.check(p, now.Add(time.Second)); !strings.HasPrefix(s, "uplink: no call ended") {
+		t.Fatalf("uplink with pending fixes and no calls: %q", s)
+	}
+}

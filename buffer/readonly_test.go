@@ -1,0 +1,80 @@
+package buffer
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestOpenReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b, err := Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		mustAppend(t, b, "ro")
+	}
+	if err := b.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, b)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := OpenReadOnly(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := allSeqs(t, r); !slices.Equal(got, []uint64{1, 3, 4, 5}) {
+		t.Errorf("read-only pending %v", got)
+	}
+	newest, err := r.Newest(1)
+	if err != nil || len(newest) != 1 || newest[0].Seq != 5 {
+		t.Errorf("Newest(1) = %v, %v", seqsOf(newest), err)
+	}
+	if st := r.Stats(); st.NextSeq != 6 || st.Pending != 4 {
+		t.Errorf("read-only Stats = %+v, want NextSeq 6, 4 pending", st)
+	}
+	if _, err := r.Append(enc("x")); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Append = %v", err)
+	}
+	if err := r.Ack(1); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Ack = %v", err)
+	}
+	if err := r.Commit(); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Commit = %v", err)
+	}
+	mustClose(t, r)
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Error("read-only open changed the file")
+	}
+
+	// While a writer holds the file, read-only open fails instead of hanging.
+	w, err := Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := OpenReadOnly(path, testOptions(t)); err == nil {
+		t.Error("OpenReadOnly succeeded while a writer held the file")
+	}
+}
+
+func TestOpenReadOnlyDamaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	_, ps := makeDB(t, path, 300)
+	overwritePages(0, 1)(t, path, ps)
+	if _, err := OpenReadOnly(path, testOptions(t)); !errors.Is(err, errCorrupt) {
+		t.Errorf("OpenReadOnly of damaged file = %v", err)
+	}
+	if aside, _ := filepath.Glob(path + ".corrupt-*"); len(aside) != 0 {
+		t.Errorf("read-only open moved the file aside: %v", aside)
+	}
+}
