@@ -24,6 +24,11 @@ type Config struct {
 	TruckID string `toml:"truck_id"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
+	// StatusSocket is the unix socket `gps-agent status` and `fixes` ask the running daemon through: owner and
+	// group only, never a network port. Default /run/gps-agent/agent.sock (systemd's RuntimeDirectory).
+	StatusSocket string `toml:"status_socket"`
+	// LogFormat is text (default; journald adds the time) or json, for log shippers.
+	LogFormat string `toml:"log_format"`
 
 	Receiver ReceiverConfig `toml:"receiver"`
 	Filter   FilterConfig   `toml:"filter"`
@@ -142,9 +147,11 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // DefaultConfig returns the configuration every file starts from.
 func DefaultConfig() Config {
 	return Config{
-		LogLevel: "info",
-		Receiver: ReceiverConfig{Baud: 9600},
-		Filter:   DefaultFilterConfig(),
+		LogLevel:     "info",
+		LogFormat:    "text",
+		StatusSocket: "/run/gps-agent/agent.sock",
+		Receiver:     ReceiverConfig{Baud: 9600},
+		Filter:       DefaultFilterConfig(),
 		Buffer: BufferConfig{
 			Dir:            "/var/lib/gps-agent",
 			CommitInterval: Duration{time.Second},
@@ -179,22 +186,29 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", where, e.Key, e.Msg)
 }
 
-// LoadConfig reads and validates a configuration file.
+// LoadConfig reads a configuration file, applies GPS_AGENT_* environment overrides, and validates the result.
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(path, data)
+	return parseConfig(path, data, os.LookupEnv)
 }
 
 // ParseConfig decodes TOML over the defaults and validates the result; errors name file:line and the key.
 func ParseConfig(name string, data []byte) (Config, error) {
+	return parseConfig(name, data, func(string) (string, bool) { return "", false })
+}
+
+func parseConfig(name string, data []byte, env func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, tomlError(name, data, err)
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return Config{}, err
 	}
 	if errs := cfg.Validate(); len(errs) > 0 {
 		lines := keyLines(data)
@@ -288,6 +302,9 @@ func (c *Config) Validate() []*ConfigError {
 	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
 		bad("log_level", "%q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format", "%q: use text or json", c.LogFormat)
 	}
 	if c.Receiver.Device == "" {
 		bad("receiver.device", "required: the receiver's serial device, for example /dev/ttyUSB0")

@@ -117,3 +117,31 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestEnvOverrides(t *testing.T) {
+	env := map[string]string{
+		"GPS_AGENT_TRUCK_ID":               "TRK-ENV",
+		"GPS_AGENT_RECEIVER_BAUD":          "auto",
+		"GPS_AGENT_BUFFER_COMMIT_INTERVAL": "2s",
+		"GPS_AGENT_FILTER_MIN_DISTANCE_M":  "12.5",
+		"GPS_AGENT_KINESIS_STREAM":         "other-stream",
+	}
+	cfg, err := parseConfig("gps.toml", []byte(goodConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TruckID != "TRK-ENV" || cfg.Receiver.Baud != 0 || cfg.Buffer.CommitInterval.Duration != 2*time.Second ||
+		cfg.Filter.MinDistanceM != 12.5 || cfg.Kinesis.Stream != "other-stream" || cfg.Receiver.Device != "/dev/ttyUSB0" {
+		t.Errorf("overrides not applied: %+v", cfg)
+	}
+	env = map[string]string{"GPS_AGENT_RECEIVER_BAUD": "fast"}
+	_, err = parseConfig("gps.toml", []byte(goodConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil || !strings.Contains(err.Error(), `environment GPS_AGENT_RECEIVER_BAUD="fast"`) {
+		t.Errorf("error = %v", err)
+	}
+	env = map[string]string{"GPS_AGENT_TRUCK_ID": "bad id"}
+	_, err = parseConfig("gps.toml", []byte(goodConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil || !strings.Contains(err.Error(), "truck_id") {
+		t.Errorf("error = %v", err)
+	}
+}

@@ -184,6 +184,7 @@ func writeConfig(t *testing.T, device, endpoint, stream string) string {
 	path := filepath.Join(dir, "config.toml")
 	writeFile(t, path, fmt.Sprintf(`truck_id = "TRK-E2E"
 log_level = "debug"
+status_socket = %q
 [receiver]
 device = %q
 [filter] # keep every fix, so that every epoch can be checked
@@ -199,7 +200,7 @@ region = "us-east-1"
 endpoint = %q
 [uplink]
 backfill_delay = "0s" # the fleet jitter would only slow the test down
-`, device, filepath.Join(dir, "state"), stream, endpoint))
+`, filepath.Join(dir, "agent.sock"), device, filepath.Join(dir, "state"), stream, endpoint))
 	return path
 }
 

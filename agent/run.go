@@ -29,7 +29,7 @@ func runCmd(ctx context.Context, fs *flag.FlagSet, args []string, _, stderr io.W
 	if err != nil {
 		return err
 	}
-	return runAgent(ctx, cfg, newLogger(stderr, cfg.LogLevel))
+	return runAgent(ctx, cfg, newLogger(stderr, cfg.LogLevel, cfg.LogFormat))
 }
 
 // bufferFile is the database's name inside [buffer] dir.
@@ -166,6 +166,13 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 		if err := notify.send(state); err != nil {
 			log.Warn("systemd notify failed", "err", err)
 		}
+	}
+	// The local status socket: `gps-agent status` and `fixes` ask the running daemon through it.
+	stopControl, err := p.serveControl(p.cfg.StatusSocket, log.With("part", "control"))
+	if err != nil {
+		log.Warn("no status socket; status and fixes fall back to reading the database", "err", err)
+	} else {
+		defer stopControl()
 	}
 	notifyLog("READY=1\nSTATUS=started")
 
