@@ -151,3 +151,17 @@ func TestSimulateToFileDecodes(t *testing.T) {
 		t.Errorf("%d fixes decoded from 25 simulated epochs", n)
 	}
 }
+
+// --replay plays a recorded log; to a file it comes out as the log's sentences, without its comments.
+func TestSimulateReplay(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "replay.nmea")
+	const log = "../nmea/testdata/bn-9015.log"
+	if code, _, stderr := runCLI(t, nil, "simulate", "--replay", log, "--speed", "1000", "--out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	_, want, _ := runCLI(t, nil, "decode", log)
+	_, got, _ := runCLI(t, nil, "decode", out)
+	if got != want || want == "" {
+		t.Errorf("replayed log decodes to\n%s\nwant\n%s", got, want)
+	}
+}

@@ -44,7 +44,7 @@ func commands() map[string]command {
 		},
 		"simulate": {
 			summary: "write realistic NMEA of a moving truck to a pseudo-terminal, a file or stdout",
-			usage:   "[--rate HZ] [--link PATH] [--out FILE|-] [--count N] [--seed N]",
+			usage:   "[--rate HZ] [--baud N] [--link PATH] [--out FILE|-] [--count N] [--seed N] [--replay LOG [--speed X]]",
 			example: "gps-agent simulate --link /tmp/gps0    # then receiver.device = \"/tmp/gps0\"",
 			run:     simulateCmd,
 		},

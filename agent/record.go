@@ -52,6 +52,12 @@ func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time)
 		dst = strconv.AppendInt(dst, int64(f.Sats), 10)
 	}
 	dst = appendOptFloat(dst, `,"hdop":`, f.HDOP, 2)
+	if f.DateSource != "" && f.DateSource != nmea.DateRMC {
+		// Only the uncommon sources are written: most receivers date every epoch with RMC.
+		dst = append(dst, `,"date_src":"`...)
+		dst = append(dst, f.DateSource...)
+		dst = append(dst, '"')
+	}
 	if !rx.IsZero() {
 		dst = append(dst, `,"rx":"`...)
 		dst = rx.UTC().AppendFormat(dst, timeLayout)
@@ -85,5 +91,6 @@ type Record struct {
 	Fix       int       `json:"fix"`
 	Sats      *int      `json:"sats,omitempty"`
 	HDOP      *float64  `json:"hdop,omitempty"`
+	DateSrc   string    `json:"date_src,omitempty"`
 	RX        time.Time `json:"rx,omitzero"`
 }

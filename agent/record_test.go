@@ -35,9 +35,14 @@ func TestEncodeRecord(t *testing.T) {
 	}{
 		{
 			name: "full fix",
-			fix:  nmea.Fix{Time: ts, Lat: 48.1173, Lon: -11.5166667, SpeedKmh: 41.4848, CourseDeg: 84.4, AltM: 545.4, Quality: 1, Sats: 8, HDOP: 0.9},
+			fix:  nmea.Fix{Time: ts, Lat: 48.1173, Lon: -11.5166667, SpeedKmh: 41.4848, CourseDeg: 84.4, AltM: 545.4, Quality: 1, Sats: 8, HDOP: 0.9, DateSource: nmea.DateRMC},
 			rx:   rx,
 			want: `{"v":1,"truck_id":"TRK-\"7\"","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":48.1173000,"lon":-11.5166667,"speed_kmh":41.48,"course_deg":84.4,"alt_m":545.4,"fix":1,"sats":8,"hdop":0.90,"rx":"2026-11-25T15:52:14.550Z"}`,
+		},
+		{
+			name: "date carried from an earlier epoch",
+			fix:  nmea.Fix{Time: ts, Lat: 1, Lon: 2, SpeedKmh: math.NaN(), CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 1, Sats: -1, HDOP: math.NaN(), DateSource: nmea.DateCarried},
+			want: `{"v":1,"truck_id":"TRK-\"7\"","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":1.0000000,"lon":2.0000000,"fix":1,"date_src":"carried"}`,
 		},
 		{
 			name: "unknowns omitted",

@@ -22,12 +22,18 @@ func simulateCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, s
 	link := fs.String("link", "", "make a stable symlink to the pseudo-terminal at this path")
 	out := fs.String("out", "", "write to this file, or - for stdout, instead of a pseudo-terminal")
 	count := fs.Int("count", 0, "stop after this many epochs; with --out they are written at once, without pacing")
+	fs.IntVar(&sim.Baud, "baud", 0, "on a pseudo-terminal, send NMEA only while the reader's line speed is this (else garbage, as a receiver at another rate would)")
+	replay := fs.String("replay", "", "play this recorded NMEA log at its recorded pace instead of a simulated drive")
+	speed := fs.Float64("speed", 1, "with --replay, play this many times faster")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 || sim.Rate <= 0 || sim.Rate > 50 || *count < 0 || (*out != "" && *link != "") {
+	if fs.NArg() > 0 || sim.Rate <= 0 || sim.Rate > 50 || *count < 0 || (*out != "" && *link != "") || sim.Baud < 0 || *speed <= 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if *replay != "" {
+		return replayCmd(ctx, *replay, *speed, *out, *link, stdout)
 	}
 
 	if *out != "" {
@@ -57,11 +63,7 @@ func simulateCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, s
 		return fmt.Errorf("open pseudo-terminal: %w", err)
 	}
 	defer closePTY()
-	if *link != "" {
-		fmt.Fprintf(stdout, "simulating a receiver at %g Hz on %s (-> %s)\n", sim.Rate, *link, path)
-	} else {
-		fmt.Fprintf(stdout, "simulating a receiver at %g Hz on %s\n", sim.Rate, path)
-	}
+	fmt.Fprintf(stdout, "simulating a receiver at %g Hz on %s\n", sim.Rate, ptyName(path, *link))
 	return runSim(ctx, &sim, master, *count)
 }
 
@@ -99,4 +101,43 @@ func flushed(w *bufio.Writer) error {
 
 func epochsDuration(rate float64, count int) time.Duration {
 	return time.Duration(float64(count) / rate * float64(time.Second))
+}
+
+// replayCmd plays a recorded log, like gpsd's gpsfake, to a new pseudo-terminal or to --out.
+func replayCmd(ctx context.Context, log string, speed float64, out, link string, stdout io.Writer) error {
+	in, err := os.Open(log)
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer in.Close()
+	var w io.Writer = stdout
+	switch {
+	case out != "" && out != "-":
+		f, err := os.Create(out)
+		if err != nil {
+			return fmt.Errorf("create output: %w", err)
+		}
+		defer f.Close()
+		w = f
+	case out == "":
+		master, path, closePTY, err := nmea.OpenPTY(link)
+		if err != nil {
+			return fmt.Errorf("open pseudo-terminal: %w", err)
+		}
+		defer closePTY()
+		fmt.Fprintf(stdout, "replaying %s at %gx on %s\n", log, speed, ptyName(path, link))
+		w = master
+	}
+	err = nmea.Replay(ctx, in, w, speed)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func ptyName(path, link string) string {
+	if link == "" {
+		return path
+	}
+	return link + " (-> " + path + ")"
 }
