@@ -81,6 +81,7 @@ func TestDecodeRealLog(t *testing.T) {
 		t.Fatalf("%d records, want %d", len(lines), len(want))
 	}
 	for i, line := range lines {
+		checkSchema(t, []byte(line))
 		r, err := decodeRecord([]byte(line))
 		if err != nil {
 			t.Fatalf("line %d: %v: %s", i+1, err, line)
@@ -143,6 +144,7 @@ func TestSimulateToFileDecodes(t *testing.T) {
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	n := 0
 	for ; sc.Scan(); n++ {
+		checkSchema(t, sc.Bytes())
 		if _, err := decodeRecord(sc.Bytes()); err != nil {
 			t.Fatalf("record %d: %v", n+1, err)
 		}

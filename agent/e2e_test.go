@@ -219,6 +219,7 @@ func collect(t *testing.T, got []uplinktest.Got, into *arrived) {
 		if g.PartitionKey != "TRK-E2E" {
 			t.Errorf("record %s: partition key %q, want the truck ID", g.SequenceNumber, g.PartitionKey)
 		}
+		checkSchema(t, g.Data)
 		r, err := decodeRecord(g.Data)
 		if err != nil {
 			t.Fatalf("record %s does not parse as schema v1: %v\n%s", g.SequenceNumber, err, g.Data)

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+var (
+	schemaOnce sync.Once
+	schema     *jsonschema.Schema
+	schemaErr  error
+)
+
+// checkSchema validates a record against docs/record.schema.json, the contract data engineers build on. Every
+// record the tests produce goes through it.
+func checkSchema(t testing.TB, data []byte) {
+	t.Helper()
+	schemaOnce.Do(func() {
+		c := jsonschema.NewCompiler()
+		c.AssertFormat()
+		schema, schemaErr = c.Compile("../docs/record.schema.json")
+	})
+	if schemaErr != nil {
+		t.Fatalf("compile docs/record.schema.json: %v", schemaErr)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("record is not JSON: %v\n%s", err, data)
+	}
+	if err := schema.Validate(v); err != nil {
+		t.Fatalf("record does not match docs/record.schema.json: %v\n%s", err, data)
+	}
+}
+
+// The schema is strict enough to catch a broken record.
+func TestSchemaRejects(t *testing.T) {
+	good := `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`
+	checkSchema(t, []byte(good))
+	for name, bad := range map[string]string{
+		"unknown field":  `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1,"x":1}`,
+		"no seq":         `{"v":1,"truck_id":"T-1","ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
+		"lat range":      `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":91,"lon":11.5,"fix":1}`,
+		"ts format":      `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25 15:52:14","lat":48.1,"lon":11.5,"fix":1}`,
+		"version":        `{"v":2,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
+		"no-fix quality": `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":0}`,
+	} {
+		v, _ := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(bad)))
+		if schema.Validate(v) == nil {
+			t.Errorf("%s: schema accepts %s", name, bad)
+		}
+	}
+}
