@@ -206,16 +206,24 @@ backfill_delay = "0s" # the fleet jitter would only slow the test down
 
 // arrived is what the stream holds for one truck, checked against schema v1.
 type arrived struct {
-	bySeq map[uint64]Record
-	dups  int
+	bySeq   map[uint64]Record
+	dups    int                 // records stored more than once (sent again)
+	stored  map[string]struct{} // shard/sequence number of each stored record
+	reReads int                 // the same stored record read twice (a reader artifact, not a duplicate)
 }
 
 func collect(t *testing.T, got []uplinktest.Got, into *arrived) {
 	t.Helper()
 	if into.bySeq == nil {
-		into.bySeq = map[uint64]Record{}
+		into.bySeq, into.stored = map[uint64]Record{}, map[string]struct{}{}
 	}
 	for _, g := range got {
+		id := g.ShardID + "/" + g.SequenceNumber
+		if _, ok := into.stored[id]; ok {
+			into.reReads++
+			continue
+		}
+		into.stored[id] = struct{}{}
 		if g.PartitionKey != "TRK-E2E" {
 			t.Errorf("record %s: partition key %q, want the truck ID", g.SequenceNumber, g.PartitionKey)
 		}

@@ -616,6 +616,12 @@ func (u *Uplink) put(ctx context.Context, batch []Record) error {
 		u.mu.Unlock()
 	}
 	if worst != nil {
+		if len(acks) > 0 {
+			// Progress: Kinesis stored part of the call. The failed records are retried after the first step's
+			// back-off, not one that grows with every partly failed call: on a busy shard nearly every call has
+			// a throttled record, and the pacer already slows the backlog for those.
+			u.failures = 0
+		}
 		return fmt.Errorf("put %d records: %d failed: %w", len(batch), len(batch)-len(acks), worst)
 	}
 	return nil
