@@ -24,7 +24,6 @@ func TestFaultsEndToEnd(t *testing.T) {
 		{"kinesalite", uplinktest.StartKinesalite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			const stream = "faults"
 			k := tc.start(t, stream, 2)
 			proxy := uplinktest.NewProxy(t, k.Endpoint, 3)

@@ -2,6 +2,7 @@ package uplinktest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,7 +63,8 @@ type ProxyCounts struct {
 	Status500      int
 	Throttled      int
 	DroppedReplies int // forwarded, reply dropped
-	DroppedRecords int // records stored upstream whose reply was dropped
+	DroppedRecords int // records stored upstream whose reply was dropped, or abandoned by the client
+	Abandoned      int // forwarded requests whose client had gone when the reply came
 	Blackouts      int // requests dropped without forwarding
 	Errors         int // requests answered with Faults.ErrorCode
 	RateAdmitted   int // entries let through by the RecordsPerSecond bucket
@@ -220,7 +222,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		failed = nil
 	}
 
-	up, err := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	// Forwarded requests run to the end even if the client gives up, so the proxy knows what was stored.
+	up, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		hangUp(w)
 		return
@@ -240,7 +243,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.count(func(c *ProxyCounts) { c.Forwarded++ })
-	if drop {
+	// A client that gave up waiting (its call timed out on a slow stand-in) lost this reply as surely as a
+	// dropped one: what was stored will be sent again.
+	abandoned := r.Context().Err() != nil
+	if abandoned {
+		p.count(func(c *ProxyCounts) { c.Abandoned++ })
+	}
+	if drop || abandoned {
 		p.count(func(c *ProxyCounts) {
 			c.DroppedReplies++
 			if isPut && resp.StatusCode == http.StatusOK {
