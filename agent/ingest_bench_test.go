@@ -13,9 +13,10 @@ import (
 )
 
 // ingest runs the whole chain before the buffer over one capture: frame, parse, assemble, filter, encode.
-// It returns the fixes encoded.
+// The filter keeps every fix (the logs are mostly of standing receivers, which the default filter thins to one
+// a minute), so that every fix pays for every stage. It returns the fixes through the chain.
 func ingest(log []byte, enc *recordEncoder, buf *[]byte) int {
-	fl := newFilter(DefaultFilterConfig())
+	fl := newFilter(FilterConfig{MinPeriod: Duration{0}, Heartbeat: Duration{time.Hour}})
 	n := 0
 	nmea.Decode(bytes.NewReader(log), func(f nmea.Fix) {
 		if !fl.keep(f) {

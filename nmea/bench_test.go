@@ -111,3 +111,32 @@ func TestBenchIngest(t *testing.T) {
 	benchfig.Record(t, benchfig.Reference("nmea decode throughput", float64(fixes)/elapsed.Seconds(), "fixes/s"))
 	benchfig.Record(t, benchfig.Reference("nmea allocations per fix", float64(after.Mallocs-before.Mallocs)/float64(fixes), "allocs"))
 }
+
+// BenchmarkDecoder is TestBenchIngest for `go test -bench`: one op is all
+// testdata logs through one decoder, in 4 KiB writes; fixes/op and
+// sentences/op say what an op holds.
+func BenchmarkDecoder(b *testing.B) {
+	logs, _ := filepath.Glob("testdata/*.log")
+	var data []byte
+	for _, l := range logs {
+		p, err := os.ReadFile(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data = append(data, p...)
+	}
+	var c Counters
+	fixes := 0
+	d := NewDecoder(func(Fix) { fixes++ }, &c, nil)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		for p := data; len(p) > 0; {
+			k := min(4096, len(p))
+			d.Write(p[:k])
+			p = p[k:]
+		}
+	}
+	b.ReportMetric(float64(fixes)/float64(b.N), "fixes/op")
+	b.ReportMetric(float64(c.Snapshot().Sentences)/float64(b.N), "sentences/op")
+}

@@ -1,11 +1,15 @@
 package nmea
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	gonmea "github.com/adrianmo/go-nmea"
@@ -33,7 +37,8 @@ const (
 type Decoder struct {
 	onFix  func(Fix)
 	c      *Counters
-	log    *slog.Logger
+	own    Counters     // c when the caller passes none
+	log    *slog.Logger // nil: nothing is logged
 	parser gonmea.SentenceParser
 
 	// framing
@@ -50,16 +55,13 @@ type Decoder struct {
 // NewDecoder returns a decoder that calls onFix for every fix. c may be nil
 // (counts are then kept privately); log may be nil (nothing is logged).
 func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
-	if c == nil {
-		c = new(Counters)
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if onFix == nil {
 		onFix = func(Fix) {}
 	}
 	d := &Decoder{onFix: onFix, c: c, log: log, now: time.Now}
+	if c == nil {
+		d.c = &d.own
+	}
 	// The checksum is verified by the framer, which counts it apart from
 	// field errors; go-nmea would only repeat the work.
 	d.parser.CheckCRC = func(gonmea.BaseSentence, string) error { return nil }
@@ -71,7 +73,24 @@ func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
 // Write feeds raw bytes from the receiver, in any chunking. It never returns
 // an error: bad input is dropped and counted.
 func (d *Decoder) Write(p []byte) (int, error) {
-	for _, b := range p {
+	valid := d.valid
+	for i := 0; i < len(p); i++ {
+		if d.state == frameIn {
+			// The body of a sentence: take the run of plain bytes at once.
+			j := i
+			for j < len(p) && plain[p[j]] {
+				j++
+			}
+			if run := p[i:j]; d.n+len(run) <= len(d.line) {
+				d.n += copy(d.line[d.n:], run)
+			} else {
+				d.state = frameOverlong
+			}
+			if i = j; i == len(p) {
+				break
+			}
+		}
+		b := p[i]
 		switch {
 		case b == '\r' || b == '\n':
 			switch d.state {
@@ -110,8 +129,22 @@ func (d *Decoder) Write(p []byte) (int, error) {
 			d.n++
 		}
 	}
+	if d.valid != valid {
+		// One clock read per chunk, not per sentence: the bytes of one
+		// read arrived together.
+		d.c.lastSentence.Store(d.now().UnixNano())
+	}
 	return len(p), nil
 }
+
+// plain are the bytes that may stand inside a sentence: printable ASCII
+// but the start characters. Read only.
+var plain = func() (t [256]bool) {
+	for b := 0x20; b <= 0x7e; b++ {
+		t[b] = b != '$' && b != '!'
+	}
+	return t
+}()
 
 // Flush closes the pending epoch, delivering its fix if it has one. Call it
 // at end of input, or when the receiver has been silent longer than its
@@ -123,19 +156,14 @@ func (d *Decoder) Flush() {
 // Decode reads r to EOF, calling onFix for each fix in order, and returns the
 // counts. The error is r's, never one about the content.
 func Decode(r io.Reader, onFix func(Fix)) (Stats, error) {
-	var c Counters
-	d := NewDecoder(onFix, &c, nil)
-	buf := make([]byte, 32*1024)
-	for {
-		n, err := r.Read(buf)
-		d.Write(buf[:n])
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			d.Flush()
-			return c.Snapshot(), err
-		}
+	d := NewDecoder(onFix, nil, nil)
+	c := d.c
+	// io.Copy lets an in-memory reader (bytes.Reader, strings.Reader)
+	// write itself in one call, with no buffer of ours; it returns r's
+	// error only, as Write never fails.
+	if _, err := io.Copy(d, r); err != nil {
+		d.Flush()
+		return c.Snapshot(), err
 	}
 	// A last sentence without its line end is complete when its checksum is.
 	if d.state == frameIn {
@@ -155,20 +183,146 @@ func (d *Decoder) sentence(line []byte) {
 		return
 	}
 	d.valid++
-	d.c.lastSentence.Store(d.now().UnixNano())
-	s, err := d.parser.Parse(string(line))
-	if err != nil {
-		var ns *gonmea.NotSupportedError
-		if errors.As(err, &ns) {
-			d.c.unknownType.Add(1)
-			return
-		}
-		d.c.unparsable.Add(1)
-		d.log.Debug("unparsable nmea sentence", "sentence", string(line), "err", err)
+	talker, typ, ok := address(line)
+	switch classify(line, typ, ok) {
+	case classUnknown:
+		d.c.unknownType.Add(1)
+		return
+	case classSkip:
+		d.c.sentences.Add(1)
 		return
 	}
+	m, ok := readFast(line, talker, typ)
+	if !ok {
+		var err error
+		if m, err = d.parseSlow(line); err != nil {
+			var ns *gonmea.NotSupportedError
+			if errors.As(err, &ns) {
+				d.c.unknownType.Add(1)
+				return
+			}
+			d.c.unparsable.Add(1)
+			if d.debug() {
+				d.log.Debug("unparsable nmea sentence", "sentence", string(line), "err", err)
+			}
+			return
+		}
+	}
 	d.c.sentences.Add(1)
-	d.asm.add(s)
+	d.asm.add(&m)
+}
+
+// debug reports whether debug lines are logged: their arguments cost
+// allocations that a decoder without a debug log must not pay.
+func (d *Decoder) debug() bool {
+	return d.log != nil && d.log.Enabled(context.Background(), slog.LevelDebug)
+}
+
+// parseSlow parses line with go-nmea: every sentence the fast reader is
+// not sure of, and in tests the reference the fast reader is held to.
+func (d *Decoder) parseSlow(line []byte) (msg, error) {
+	s, err := d.parser.Parse(string(line))
+	if err != nil {
+		return msg{}, err
+	}
+	return fromGoNMEA(s), nil
+}
+
+// sentenceClass says what the decoder does with a checksummed sentence,
+// decided from its address field alone, before any parsing.
+type sentenceClass uint8
+
+const (
+	classParse   sentenceClass = iota // a type the assembler reads (or a malformed address go-nmea rejects)
+	classSkip                         // a type go-nmea knows and no fix uses: counted, never parsed
+	classUnknown                      // a type go-nmea does not know: counted in UnknownType
+)
+
+// knownType reports whether go-nmea v1.10.0 parses the type after start
+// ('$' or '!'), by the type its ParsePrefix gives (proprietary "$PGRME" is
+// type "GRME"; a query "$GPECQ" is type "Q"): the cases of
+// SentenceParser.Parse. TestClassifyMatchesGoNMEA holds the list to go-nmea.
+func knownType(start byte, typ []byte) bool {
+	if start == '!' {
+		switch string(typ) {
+		case "ABM", "BBM", "TTD", "VDM", "VDO":
+			return true
+		}
+		return false
+	}
+	switch string(typ) {
+	case "AAM", "ACK", "ACN", "ALA", "ALC", "ALF", "ALR", "APB", "ARC", "BEC", "BOD", "BWC", "BWR", "BWW",
+		"DBK", "DBS", "DBT", "DOR", "DPT", "DSC", "DSE", "DTM", "EVE", "FIR", "GGA", "GLL", "GNS", "GSA",
+		"GSV", "HBT", "HDG", "HDM", "HDT", "HSC", "MDA", "MTA", "MTW", "MWD", "MWV", "OSD", "RMB", "RMC",
+		"ROT", "RPM", "RSA", "RSD", "RTE", "THS", "TLB", "TLL", "TTM", "TXT", "VBW", "VDR", "VHW", "VLW",
+		"VPW", "VSD", "VTG", "VWR", "VWT", "WPL", "XDR", "XTE", "ZDA", "PGN", "CDIN", "GRME", "HTRO",
+		"MTK001", "RDID", "SKPDPT", "SONCMS", "Q":
+		return true
+	}
+	return false
+}
+
+// assembledType returns the msgType of a type the assembler reads after
+// '$', msgOther for any other.
+func assembledType(typ []byte) msgType {
+	if len(typ) != 3 {
+		return msgOther
+	}
+	switch string(typ) {
+	case "RMC":
+		return msgRMC
+	case "GGA":
+		return msgGGA
+	case "GNS":
+		return msgGNS
+	case "GLL":
+		return msgGLL
+	case "VTG":
+		return msgVTG
+	case "GSA":
+		return msgGSA
+	case "ZDA":
+		return msgZDA
+	case "GSV":
+		return msgGSV
+	}
+	return msgOther
+}
+
+// address returns the sentence's talker and type as go-nmea's ParsePrefix
+// splits them: the address runs from after the start character to the
+// first ',' or '*' (go-nmea's fields end at the first '*'). ok is false for
+// an empty address, which go-nmea rejects.
+func address(line []byte) (talker, typ []byte, ok bool) {
+	end := 1
+	for end < len(line) && line[end] != ',' && line[end] != '*' {
+		end++
+	}
+	a := line[1:end]
+	switch {
+	case len(a) == 0:
+		return nil, nil, false
+	case a[0] == 'P':
+		return a[:1], a[1:], true
+	case len(a) == 5 && a[4] == 'Q':
+		return a[:2], a[4:], true
+	case len(a) == 5:
+		return a[:2], a[2:], true
+	}
+	return nil, a, true
+}
+
+// classify decides from the address alone whether line is worth parsing.
+func classify(line, typ []byte, ok bool) sentenceClass {
+	switch {
+	case !ok, line[0] == '$' && assembledType(typ) != msgOther:
+		return classParse
+	case bytes.IndexByte(line, '\\') >= 0:
+		return classParse // go-nmea looks for a tag block, and rejects it
+	case knownType(line[0], typ):
+		return classSkip
+	}
+	return classUnknown
 }
 
 // tolerate clears fields a Fix never uses before go-nmea parses them, so that
@@ -201,13 +355,27 @@ func checksumOK(line []byte) bool {
 	if n < 4 || line[n-3] != '*' {
 		return false
 	}
-	var sum byte
-	for _, b := range line[1 : n-3] {
-		sum ^= b
-	}
+	sum := xorBytes(line[1 : n-3])
 	hi, ok1 := unhex(line[n-2])
 	lo, ok2 := unhex(line[n-1])
 	return ok1 && ok2 && hi<<4|lo == sum
+}
+
+// xorBytes is the XOR of all bytes of b, eight at a time.
+func xorBytes(b []byte) byte {
+	var w uint64
+	for len(b) >= 8 {
+		w ^= binary.LittleEndian.Uint64(b)
+		b = b[8:]
+	}
+	w ^= w >> 32
+	w ^= w >> 16
+	w ^= w >> 8
+	x := byte(w)
+	for _, c := range b {
+		x ^= c
+	}
+	return x
 }
 
 func unhex(b byte) (byte, bool) {
@@ -253,23 +421,64 @@ type epoch struct {
 	hdop     float64
 	gsaSats  int
 	gsaHDOP  float64
-	rmcMode  string
+	rmcQ     int  // faaQuality of the last valid RMC's FAA mode (1 if none)
 	noFix    bool // some sentence said explicitly there is no fix
 	lastKey  sentKey
-	counts   map[sentKey]int
+	counts   keyCounts
 }
 
 func (e *epoch) reset() {
 	counts := e.counts
-	clear(counts)
-	if counts == nil {
-		counts = make(map[sentKey]int)
-	}
+	counts.reset()
 	*e = epoch{
 		tod: -1, speed: math.NaN(), course: math.NaN(), alt: math.NaN(),
 		quality: -1, sats: -1, hdop: math.NaN(), gsaSats: -1, gsaHDOP: math.NaN(),
-		counts: counts,
+		rmcQ: 1, counts: counts,
 	}
+}
+
+// keyCounts counts the sentences of an epoch by key. A cycle has a handful
+// of keys: they live in an array searched in order, which costs less than
+// hashing; a map takes any beyond it.
+type keyCounts struct {
+	keys  [16]sentKey
+	n     [16]int
+	used  int
+	spill map[sentKey]int
+}
+
+func (c *keyCounts) reset() {
+	c.used = 0
+	clear(c.spill)
+}
+
+// inc adds one to key's count and returns it.
+func (c *keyCounts) inc(key sentKey) int {
+	for i := 0; i < c.used; i++ {
+		if c.keys[i] == key {
+			c.n[i]++
+			return c.n[i]
+		}
+	}
+	if c.used < len(c.keys) {
+		c.keys[c.used], c.n[c.used] = key, 1
+		c.used++
+		return 1
+	}
+	if c.spill == nil {
+		c.spill = make(map[sentKey]int)
+	}
+	c.spill[key]++
+	return c.spill[key]
+}
+
+func (c *keyCounts) get(key sentKey) int {
+	for i := 0; i < c.used; i++ {
+		if c.keys[i] == key {
+			return c.n[i]
+		}
+	}
+	return c.spill[key]
 }
 
 // enderKey names a sentence's position in the cycle: talker+type and its
@@ -285,7 +494,7 @@ type enderKey struct {
 // tell the sentences of one receiver's cycle apart.
 type sentKey [8]byte
 
-func makeKey(talker, typ string) sentKey {
+func makeKey[T string | []byte](talker, typ T) sentKey {
 	var k sentKey
 	n := copy(k[:], talker)
 	copy(k[n:], typ)
@@ -346,20 +555,12 @@ func todOf(t gonmea.Time) (int, bool) {
 }
 
 // add files one parsed sentence into its epoch.
-func (a *assembler) add(s gonmea.Sentence) {
+func (a *assembler) add(m *msg) {
 	tod, timed := -1, false
-	switch m := s.(type) {
-	case gonmea.RMC:
-		tod, timed = todOf(m.Time)
-	case gonmea.GGA:
-		tod, timed = todOf(m.Time)
-	case gonmea.GNS:
-		tod, timed = todOf(m.Time)
-	case gonmea.GLL:
-		tod, timed = todOf(m.Time)
-	case gonmea.ZDA:
-		tod, timed = todOf(m.Time)
-	case gonmea.VTG, gonmea.GSA, gonmea.GSV:
+	switch m.typ {
+	case msgRMC, msgGGA, msgGNS, msgGLL, msgZDA:
+		tod, timed = todOf(m.time)
+	case msgVTG, msgGSA, msgGSV:
 	default:
 		return // not part of a fix, and not a cycle marker
 	}
@@ -380,55 +581,45 @@ func (a *assembler) add(s gonmea.Sentence) {
 	if a.cur.tod < 0 {
 		a.pending = true
 	}
-	a.apply(s)
-	key := makeKey(s.TalkerID(), s.DataType())
-	a.cur.counts[key]++
+	a.apply(m)
+	key := m.key
+	n := a.cur.counts.inc(key)
 	a.cur.lastKey = key
-	if a.cur.tod >= 0 && a.ender.key == key && a.ender.n == a.cur.counts[key] {
+	if a.cur.tod >= 0 && a.ender.key == key && a.ender.n == n {
 		a.closeEpoch(closeEnder)
 	}
 }
 
-// field returns the raw text of field i, "" if absent.
-func field(s gonmea.BaseSentence, i int) string {
-	if i < len(s.Fields) {
-		return s.Fields[i]
-	}
-	return ""
-}
-
-func (a *assembler) apply(s gonmea.Sentence) {
+func (a *assembler) apply(m *msg) {
 	e := &a.cur
-	switch m := s.(type) {
-	case gonmea.RMC:
-		if f := field(m.BaseSentence, 6); f != "" && math.IsNaN(e.speed) {
-			e.speed = m.Speed * 1.852
+	switch m.typ {
+	case msgRMC:
+		if m.present(6) && math.IsNaN(e.speed) {
+			e.speed = m.speed * 1.852
 		}
-		if f := field(m.BaseSentence, 7); f != "" {
-			e.course = m.Course
+		if m.present(7) {
+			e.course = m.course
 		}
-		if m.Date.Valid {
-			y := 2000 + m.Date.YY
-			if m.Date.YY >= 80 {
-				y = 1900 + m.Date.YY
+		if m.date.Valid {
+			y := 2000 + m.date.YY
+			if m.date.YY >= 80 {
+				y = 1900 + m.date.YY
 			}
-			e.date = civil{y, m.Date.MM, m.Date.DD}
+			e.date = civil{y, m.date.MM, m.date.DD}
 		}
-		valid := m.Validity == gonmea.ValidRMC && faaQuality(m.FFAMode) > 0 &&
-			field(m.BaseSentence, 2) != "" && field(m.BaseSentence, 4) != ""
-		if !valid {
+		if !m.valid || m.quality == 0 || !m.present(2) || !m.present(4) {
 			e.noFix = true
 			return
 		}
-		e.rmcMode = m.FFAMode
-		a.position(srcRMC, m.Latitude, m.Longitude)
-	case gonmea.GGA:
-		q, err := strconv.Atoi(m.FixQuality)
-		if err != nil || q == 0 || field(m.BaseSentence, 1) == "" || field(m.BaseSentence, 3) == "" {
+		e.rmcQ = m.quality
+		a.position(srcRMC, m.lat, m.lon)
+	case msgGGA:
+		q := m.quality
+		if q <= 0 || !m.present(1) || !m.present(3) {
 			e.noFix = true
 			return
 		}
-		if field(m.BaseSentence, 6) != "" && m.NumSatellites == 0 && q != 6 {
+		if m.present(6) && m.sats == 0 && q != 6 {
 			// A satellite fix from no satellites is a stale position
 			// (Hemisphere repeats its last one while it reacquires);
 			// only dead reckoning (6) works without satellites.
@@ -436,68 +627,67 @@ func (a *assembler) apply(s gonmea.Sentence) {
 			return
 		}
 		e.quality = q
-		if field(m.BaseSentence, 6) != "" {
-			e.sats = int(m.NumSatellites)
+		if m.present(6) {
+			e.sats = int(m.sats)
 		}
-		if field(m.BaseSentence, 7) != "" {
-			e.hdop = m.HDOP
+		if m.present(7) {
+			e.hdop = m.hdop
 		}
-		if field(m.BaseSentence, 8) != "" {
-			e.alt = m.Altitude
+		if m.present(8) {
+			e.alt = m.alt
 		}
-		a.position(srcGGA, m.Latitude, m.Longitude)
-	case gonmea.GNS:
-		q := gnsQuality(m.Mode)
-		if q == 0 || field(m.BaseSentence, 1) == "" || field(m.BaseSentence, 3) == "" {
+		a.position(srcGGA, m.lat, m.lon)
+	case msgGNS:
+		q := m.quality
+		if q == 0 || !m.present(1) || !m.present(3) {
 			e.noFix = true
 			return
 		}
 		if e.quality < 0 || a.cur.src < srcGGA {
 			e.quality = q
 		}
-		if field(m.BaseSentence, 6) != "" && e.sats < 0 {
-			e.sats = int(m.SVs)
+		if m.present(6) && e.sats < 0 {
+			e.sats = int(m.sats)
 		}
-		if field(m.BaseSentence, 7) != "" && math.IsNaN(e.hdop) {
-			e.hdop = m.HDOP
+		if m.present(7) && math.IsNaN(e.hdop) {
+			e.hdop = m.hdop
 		}
-		if field(m.BaseSentence, 8) != "" && math.IsNaN(e.alt) {
-			e.alt = m.Altitude
+		if m.present(8) && math.IsNaN(e.alt) {
+			e.alt = m.alt
 		}
-		a.position(srcGNS, m.Latitude, m.Longitude)
-	case gonmea.GLL:
-		if m.Validity != gonmea.ValidGLL || faaQuality(m.FFAMode) == 0 ||
-			field(m.BaseSentence, 0) == "" || field(m.BaseSentence, 2) == "" {
+		a.position(srcGNS, m.lat, m.lon)
+	case msgGLL:
+		if !m.valid || m.quality == 0 || !m.present(0) || !m.present(2) {
 			e.noFix = true
 			return
 		}
-		a.position(srcGLL, m.Latitude, m.Longitude)
-	case gonmea.VTG:
-		if math.IsNaN(e.course) && field(m.BaseSentence, 0) != "" {
-			e.course = m.TrueTrack
+		a.position(srcGLL, m.lat, m.lon)
+	case msgVTG:
+		if math.IsNaN(e.course) && m.present(0) {
+			e.course = m.course
 		}
 		if math.IsNaN(e.speed) {
 			switch {
-			case field(m.BaseSentence, 6) != "":
-				e.speed = m.GroundSpeedKPH
-			case field(m.BaseSentence, 4) != "":
-				e.speed = m.GroundSpeedKnots * 1.852
+			case m.present(6):
+				e.speed = m.kph
+			case m.present(4):
+				e.speed = m.speed * 1.852
 			}
 		}
-	case gonmea.GSA:
-		if m.FixType == gonmea.FixNone {
+	case msgGSA:
+		if m.fixNone {
 			return
 		}
 		if e.gsaSats < 0 {
 			e.gsaSats = 0
 		}
-		e.gsaSats += len(m.SV)
-		if field(m.BaseSentence, 15) != "" {
-			e.gsaHDOP = m.HDOP
+		e.gsaSats += int(m.sats)
+		if m.present(15) {
+			e.gsaHDOP = m.hdop
 		}
-	case gonmea.ZDA:
-		if m.Year > 0 {
-			e.zdaDate = civil{int(m.Year), int(m.Month), int(m.Day)}
+	case msgZDA:
+		if m.year > 0 {
+			e.zdaDate = civil{int(m.year), int(m.month), int(m.day)}
 		}
 	}
 }
@@ -514,31 +704,47 @@ func (a *assembler) position(src int, lat, lon float64) {
 func gnsQuality(mode []string) int {
 	best := 0
 	for _, c := range mode {
-		q := faaQuality(c)
-		if q > best || (best == 6 && q > 0) {
-			best = q
-		}
+		best = gnsBetter(best, faaQuality(c))
+	}
+	return best
+}
+
+// gnsQualityBytes is gnsQuality of the mode field as read.
+func gnsQualityBytes(mode []byte) int {
+	best := 0
+	for i := range mode {
+		best = gnsBetter(best, faaQuality(mode[i:i+1]))
+	}
+	return best
+}
+
+func gnsBetter(best, q int) int {
+	if q > best || (best == 6 && q > 0) {
+		return q
 	}
 	return best
 }
 
 // faaQuality maps an FAA mode indicator (RMC, GNS) to a GGA fix quality.
-func faaQuality(mode string) int {
-	switch mode {
-	case gonmea.FAAModeDataNotValid, gonmea.FAAModeManualInput, gonmea.FAAModeSimulated:
+func faaQuality[T string | []byte](mode T) int {
+	if len(mode) != 1 {
+		return 1 // no mode (NMEA before 2.3), or a proprietary one
+	}
+	switch mode[0] {
+	case 'N', 'M', 'S': // data not valid, manual input, simulator
 		return 0
-	case gonmea.FAAModeDifferential:
+	case 'D': // differential
 		return 2
-	case gonmea.FAAModePrecise:
+	case 'P': // precise
 		return 3
-	case gonmea.FAAModeRTKInteger:
+	case 'R': // RTK integer
 		return 4
-	case gonmea.FAAModeRTKFloat:
+	case 'F': // RTK float
 		return 5
-	case gonmea.FAAModeEstimated:
+	case 'E': // estimated (dead reckoning)
 		return 6
 	}
-	return 1 // "A", or no mode (NMEA before 2.3)
+	return 1 // "A" (autonomous)
 }
 
 // closeEpoch ends the open epoch: delivers its fix or counts why not, and
@@ -554,13 +760,15 @@ func (a *assembler) closeEpoch(why closeReason) {
 	}
 	switch why {
 	case closeTimeChange:
-		k := enderKey{e.lastKey, e.counts[e.lastKey]}
+		k := enderKey{e.lastKey, e.counts.get(e.lastKey)}
 		if a.ender.key != (sentKey{}) && a.ender != k {
 			a.ender = enderKey{} // the receiver changed its cycle
 		}
 		if a.ender.key == (sentKey{}) && k == a.candidate {
 			a.ender = k
-			a.d.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
+			if a.d.debug() {
+				a.d.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
+			}
 		}
 		a.candidate = k
 	}
@@ -618,7 +826,7 @@ func (a *assembler) fix() (Fix, bool) {
 		DateSource: dsrc,
 	}
 	if f.Quality < 0 {
-		f.Quality = faaQuality(e.rmcMode)
+		f.Quality = e.rmcQ
 		if f.Quality == 0 {
 			f.Quality = 1
 		}
@@ -639,4 +847,454 @@ func (a *assembler) fix() (Fix, bool) {
 	f.Time = time.Date(date.y, time.Month(date.m), date.d, 0, 0, 0, 0, time.UTC).
 		Add(time.Duration(e.tod) * time.Millisecond)
 	return f, true
+}
+
+// msgType is a sentence type the assembler reads.
+type msgType uint8
+
+const (
+	msgOther msgType = iota // parsed, but nothing a fix uses
+	msgRMC
+	msgGGA
+	msgGNS
+	msgGLL
+	msgVTG
+	msgGSA
+	msgZDA
+	msgGSV // only marks the cycle
+)
+
+// msg is what the assembler reads of one sentence: the values go-nmea
+// parses for the fields a Fix uses, and which fields were present (a field
+// given as 0 is not an absent one). The fast reader and go-nmea both
+// produce it; TestFastReaderMatchesGoNMEA holds them equal.
+type msg struct {
+	typ  msgType
+	key  sentKey
+	has  uint32 // bit i: field i (after the address) is not empty
+	time gonmea.Time
+
+	lat, lon float64
+	valid    bool  // RMC, GLL: status A
+	quality  int   // GGA: fix quality (-1 if empty); GNS: gnsQuality; RMC, GLL: faaQuality of the FAA mode
+	sats     int64 // GGA, GNS: satellites used; GSA: satellites listed
+	hdop     float64
+	alt      float64
+	speed    float64 // RMC, VTG: knots
+	kph      float64 // VTG
+	course   float64 // RMC, VTG: true course
+	date     gonmea.Date
+	fixNone  bool // GSA: fix type 1
+	year     int64
+	month    int64
+	day      int64
+}
+
+func (m *msg) present(i int) bool { return m.has&(1<<i) != 0 }
+
+func presence(fields []string) uint32 {
+	var has uint32
+	for i, f := range fields {
+		if i < 32 && f != "" {
+			has |= 1 << i
+		}
+	}
+	return has
+}
+
+// fromGoNMEA takes what the assembler reads from a sentence go-nmea parsed.
+func fromGoNMEA(s gonmea.Sentence) msg {
+	m := msg{key: makeKey(s.TalkerID(), s.DataType())}
+	switch v := s.(type) {
+	case gonmea.RMC:
+		m.typ, m.has, m.time = msgRMC, presence(v.Fields), v.Time
+		m.valid, m.quality = v.Validity == gonmea.ValidRMC, faaQuality(v.FFAMode)
+		m.lat, m.lon, m.speed, m.course, m.date = v.Latitude, v.Longitude, v.Speed, v.Course, v.Date
+	case gonmea.GGA:
+		m.typ, m.has, m.time = msgGGA, presence(v.Fields), v.Time
+		m.quality = -1
+		if q, err := strconv.Atoi(v.FixQuality); err == nil {
+			m.quality = q
+		}
+		m.lat, m.lon, m.sats, m.hdop, m.alt = v.Latitude, v.Longitude, v.NumSatellites, v.HDOP, v.Altitude
+	case gonmea.GNS:
+		m.typ, m.has, m.time = msgGNS, presence(v.Fields), v.Time
+		m.quality = gnsQuality(v.Mode)
+		m.lat, m.lon, m.sats, m.hdop, m.alt = v.Latitude, v.Longitude, v.SVs, v.HDOP, v.Altitude
+	case gonmea.GLL:
+		m.typ, m.has, m.time = msgGLL, presence(v.Fields), v.Time
+		m.valid, m.quality = v.Validity == gonmea.ValidGLL, faaQuality(v.FFAMode)
+		m.lat, m.lon = v.Latitude, v.Longitude
+	case gonmea.VTG:
+		m.typ, m.has = msgVTG, presence(v.Fields)
+		m.course, m.speed, m.kph = v.TrueTrack, v.GroundSpeedKnots, v.GroundSpeedKPH
+	case gonmea.GSA:
+		m.typ, m.has = msgGSA, presence(v.Fields)
+		m.fixNone, m.sats, m.hdop = v.FixType == gonmea.FixNone, int64(len(v.SV)), v.HDOP
+	case gonmea.ZDA:
+		m.typ, m.has, m.time = msgZDA, presence(v.Fields), v.Time
+		m.year, m.month, m.day = v.Year, v.Month, v.Day
+	case gonmea.GSV:
+		m.typ, m.has = msgGSV, presence(v.Fields)
+	}
+	return m
+}
+
+// maxFastFields bounds the fields the fast reader splits; a sentence with
+// more goes to go-nmea.
+const maxFastFields = 24
+
+// fieldReader reads the fields of one sentence in place, without
+// allocating. It is sure or it gives up: ok turns false at the first value
+// whose go-nmea reading it cannot reproduce exactly (then go-nmea parses the
+// sentence, and reports any error). Accessors name go-nmea's rule they copy.
+type fieldReader struct {
+	body []byte // between the address's ',' and the '*'
+	at   [maxFastFields + 1]int32
+	n    int
+	ok   bool
+
+	present uint32 // bit i: field i is not empty
+}
+
+func (r *fieldReader) init(body []byte) {
+	r.body, r.n, r.ok, r.present = body, 0, true, 0
+	r.at[0] = 0
+	// go-nmea's fields end at the first '*'; a '\' makes it look for a
+	// tag block.
+	if bytes.IndexByte(body, '*') >= 0 || bytes.IndexByte(body, '\\') >= 0 {
+		r.ok = false
+		return
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != ',' {
+			continue
+		}
+		if r.n == maxFastFields-1 {
+			r.ok = false
+			return
+		}
+		if int32(i) > r.at[r.n] {
+			r.present |= 1 << r.n
+		}
+		r.n++
+		r.at[r.n] = int32(i + 1)
+	}
+	if int32(len(body)) > r.at[r.n] {
+		r.present |= 1 << r.n
+	}
+	r.n++
+	r.at[r.n] = int32(len(body) + 1)
+}
+
+// field returns field i; it needs i < r.n (go-nmea: "index out of range").
+func (r *fieldReader) field(i int) []byte {
+	if i >= r.n {
+		r.ok = false
+		return nil
+	}
+	return r.body[r.at[i] : r.at[i+1]-1]
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// decimal reads [-]digits[.digits] with at most 15 digits. The result is
+// strconv.ParseFloat's to the bit: the mantissa and the power of ten are
+// exact in a float64, and one IEEE division rounds correctly (strconv's own
+// exact path). Anything else (exponents, signs "+", NaN, longer mantissas)
+// is not ok.
+func decimal(b []byte) (float64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var mant uint64
+	nd, frac, dot := 0, 0, false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if nd == 15 {
+				return 0, false
+			}
+			mant = mant*10 + uint64(c-'0')
+			nd++
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if nd == 0 {
+		return 0, false
+	}
+	f := float64(mant) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// float is go-nmea's Parser.Float64: empty is 0.
+func (r *fieldReader) float(i int) float64 {
+	b := r.field(i)
+	if len(b) == 0 {
+		return 0
+	}
+	f, ok := decimal(b)
+	r.ok = r.ok && ok
+	return f
+}
+
+// digits reads 1 to 18 decimal digits, no sign.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+// int is go-nmea's Parser.Int64: empty is 0.
+func (r *fieldReader) int(i int) int64 {
+	b := r.field(i)
+	if len(b) == 0 {
+		return 0
+	}
+	v, ok := digits(b)
+	r.ok = r.ok && ok
+	return v
+}
+
+// enum is go-nmea's Parser.EnumString: empty, or one of the letters in
+// options (all go-nmea's options we read are one letter).
+func (r *fieldReader) enum(i int, options string) byte {
+	b := r.field(i)
+	switch {
+	case len(b) == 0:
+		return 0
+	case len(b) == 1:
+		for j := 0; j < len(options); j++ {
+			if options[j] == b[0] {
+				return b[0]
+			}
+		}
+	}
+	r.ok = false
+	return 0
+}
+
+// time is go-nmea's ParseTime: empty is not Valid; else ^\d{6}(\.\d*)?$.
+func (r *fieldReader) time(i int) gonmea.Time {
+	b := r.field(i)
+	if len(b) == 0 {
+		return gonmea.Time{}
+	}
+	if len(b) < 6 || (len(b) > 6 && b[6] != '.') {
+		r.ok = false
+		return gonmea.Time{}
+	}
+	for j, c := range b {
+		if j != 6 && (c < '0' || c > '9') {
+			r.ok = false
+			return gonmea.Time{}
+		}
+	}
+	second, ok := decimal(b[4:])
+	if !ok {
+		r.ok = false
+		return gonmea.Time{}
+	}
+	whole, frac := math.Modf(second)
+	return gonmea.Time{Valid: true, Hour: int(b[0]-'0')*10 + int(b[1]-'0'), Minute: int(b[2]-'0')*10 + int(b[3]-'0'),
+		Second: int(whole), Millisecond: int(math.Round(frac * 1000))}
+}
+
+// date is go-nmea's ParseDate: empty is not Valid; else ddmmyy.
+func (r *fieldReader) date(i int) gonmea.Date {
+	b := r.field(i)
+	if len(b) == 0 {
+		return gonmea.Date{}
+	}
+	if _, ok := digits(b); !ok || len(b) != 6 {
+		r.ok = false
+		return gonmea.Date{}
+	}
+	two := func(k int) int { return int(b[k]-'0')*10 + int(b[k+1]-'0') }
+	return gonmea.Date{Valid: true, DD: two(0), MM: two(2), YY: two(4)}
+}
+
+// latLong is go-nmea's Parser.LatLong for the shapes receivers send: both
+// fields empty (0), or ddmm.mmmm and a hemisphere letter, in range.
+func (r *fieldReader) latLong(i, j int) float64 {
+	a, h := r.field(i), r.field(j)
+	if len(a) == 0 && len(h) == 0 {
+		return 0
+	}
+	if len(a) == 0 || a[0] == '-' || len(h) != 1 {
+		r.ok = false
+		return 0
+	}
+	v, ok := decimal(a)
+	if !ok {
+		r.ok = false
+		return 0
+	}
+	degrees := math.Floor(v / 100)
+	minutes := v - (degrees * 100)
+	v = degrees + minutes/60
+	switch h[0] {
+	case 'N', 'E':
+	case 'S', 'W':
+		v = 0 - v
+	default:
+		r.ok = false
+		return 0
+	}
+	if (h[0] == 'N' || h[0] == 'S') && (v < -90.0 || 90.0 < v) || (v < -180.0 || 180.0 < v) {
+		r.ok = false
+		return 0
+	}
+	return v
+}
+
+// readFast reads the sentences the assembler uses without go-nmea and
+// without allocating (talker and typ from address(line)); ok is false when go-nmea must decide (another type,
+// or any field shape it does not know to read exactly as go-nmea would).
+// line has a valid checksum. Fields that tolerate clears are skipped here.
+func readFast(line, talker, typ []byte) (m msg, ok bool) {
+	if line[0] != '$' || bytes.IndexByte(talker, '\\') >= 0 {
+		return msg{}, false
+	}
+	if m.typ = assembledType(typ); m.typ == msgOther {
+		return msg{}, false
+	}
+	end := len(talker) + len(typ) + 1
+	if end >= len(line)-3 || line[end] != ',' {
+		return msg{}, false // no fields at all: leave it to go-nmea
+	}
+	var r fieldReader
+	r.init(line[end+1 : len(line)-3])
+	if !r.ok {
+		return msg{}, false
+	}
+	m.key = makeKey(talker, typ)
+	m.has = r.present
+	switch m.typ {
+	case msgRMC:
+		m.time = r.time(0)
+		m.valid = r.enum(1, "AV") == 'A'
+		m.lat = r.latLong(2, 3)
+		m.lon = r.latLong(4, 5)
+		m.speed = r.float(6)
+		m.course = r.float(7)
+		m.date = r.date(8)
+		// 9 and 10 (magnetic variation) are cleared by tolerate.
+		r.field(10)
+		m.has &^= 1<<9 | 1<<10
+		m.quality = 1
+		if r.n > 11 {
+			m.quality = faaQuality(r.field(11))
+		}
+		if r.n > 12 {
+			r.enum(12, "SCUV")
+		}
+	case msgGGA:
+		m.time = r.time(0)
+		m.lat = r.latLong(1, 2)
+		m.lon = r.latLong(3, 4)
+		m.quality = -1
+		if q := r.enum(5, "012345678"); q != 0 {
+			m.quality = int(q - '0')
+			if m.quality >= 7 {
+				m.quality = 0 // tolerate: manual input and simulator are no fix
+			}
+		}
+		m.sats = r.int(6)
+		m.hdop = r.float(7)
+		m.alt = r.float(8)
+		// 9 on are cleared by tolerate; go-nmea reads up to 13.
+		r.field(13)
+		m.has &= 1<<9 - 1
+	case msgGNS:
+		m.time = r.time(0)
+		m.lat = r.latLong(1, 2)
+		m.lon = r.latLong(3, 4)
+		mode := r.field(5)
+		for _, c := range mode {
+			if !strings.ContainsRune("NADPRFEMS", rune(c)) {
+				r.ok = false
+			}
+		}
+		m.quality = gnsQualityBytes(mode)
+		m.sats = r.int(6)
+		m.hdop = r.float(7)
+		m.alt = r.float(8)
+		r.float(9)
+		r.float(10)
+		r.int(11)
+		if r.n >= 13 {
+			r.enum(12, "SCUV")
+		}
+	case msgGLL:
+		m.lat = r.latLong(0, 1)
+		m.lon = r.latLong(2, 3)
+		m.time = r.time(4)
+		m.valid = r.enum(5, "AV") == 'A'
+		m.quality = 1
+		if r.n > 6 {
+			m.quality = faaQuality(r.field(6))
+		}
+	case msgVTG:
+		m.course = r.float(0)
+		r.float(2)
+		m.speed = r.float(4)
+		m.kph = r.float(6)
+	case msgGSA:
+		r.enum(0, "AM")
+		m.fixNone = r.enum(1, "123") == '1'
+		for i := 2; i < 14; i++ {
+			if len(r.field(i)) > 0 {
+				m.sats++
+			}
+		}
+		r.float(14)
+		m.hdop = r.float(15)
+		r.float(16)
+		if r.n > 17 {
+			r.int(17)
+		}
+	case msgZDA:
+		m.time = r.time(0)
+		m.day = r.int(1)
+		m.month = r.int(2)
+		m.year = r.int(3)
+		r.int(4)
+		r.int(5)
+	case msgGSV:
+		r.int(0)
+		r.int(1)
+		r.int(2)
+		i := 0
+		for ; i < 4 && 6+i*4 < r.n; i++ {
+			for k := 3 + i*4; k <= 6+i*4; k++ {
+				r.int(k)
+			}
+		}
+		if sid := 3 + i*4; r.n == sid+1 {
+			r.int(sid)
+		}
+	}
+	if !r.ok {
+		return msg{}, false
+	}
+	return m, true
 }

@@ -83,14 +83,14 @@ func (c *Counters) LastSentence() time.Time {
 
 // Stats is a point-in-time copy of [Counters].
 type Stats struct {
-	Sentences    uint64 // sentences with a valid checksum that go-nmea parsed
+	Sentences    uint64 // sentences with a valid checksum read, or of a type go-nmea knows that no fix uses (counted, not parsed)
 	Fixes        uint64 // fixes delivered to the callback
 	BadChecksum  uint64 // sentences with a missing or wrong checksum
 	Overlong     uint64 // sentences longer than MaxSentence bytes, dropped
 	GarbageBytes uint64 // bytes outside any sentence (binary noise, NUL, comments)
 	Broken       uint64 // sentences cut by a binary byte or a new '$' before their end
 	UnknownType  uint64 // valid sentences of a type go-nmea does not know (mostly proprietary $P...)
-	Unparsable   uint64 // valid checksum but go-nmea rejected a field
+	Unparsable   uint64 // valid checksum but go-nmea rejected a field of a type a fix uses
 	NoFix        uint64 // epochs without a valid position (RMC V, GGA quality 0, no lat/lon, ...)
 	NoDate       uint64 // epochs with a fix but no date known yet (no RMC/ZDA seen)
 	Late         uint64 // timed sentences of an epoch already delivered, ignored
