@@ -1,7 +1,10 @@
 // Package nmea is the receiver side of gps-agent: it owns the serial port,
 // frames the raw bytes into NMEA 0183 sentences, verifies checksums, parses
-// them with github.com/adrianmo/go-nmea and assembles exactly one [Fix] per
-// receiver epoch (the burst of sentences that share one time of day).
+// them and assembles exactly one [Fix] per receiver epoch (the burst of
+// sentences that share one time of day). Parsing is github.com/adrianmo/go-nmea's:
+// the types a fix uses are read by an in-package reader (fastread.go) held to
+// go-nmea by a differential test and a fuzz target, for speed; go-nmea reads
+// every other shape and reports every error.
 //
 // What it reads:
 //   - Position: RMC, GGA, GNS, GLL (GGA preferred, then GNS, RMC, GLL);
