@@ -90,7 +90,7 @@ type KinesisConfig struct {
 	// Endpoint overrides the Kinesis endpoint, for local Kinesis (http://127.0.0.1:4567). Optional.
 	Endpoint string `toml:"endpoint"`
 	// IoT takes credentials from the AWS IoT Core credentials provider with the gateway's X.509 certificate,
-	// instead of the SDK's default chain (environment, shared files). Optional.
+	// instead of the environment, web identity or the shared files. Optional.
 	IoT *IoTConfig `toml:"iot"`
 }
 

@@ -48,6 +48,30 @@ func commands() map[string]command {
 			example: "gps-agent simulate --link /tmp/gps0    # then receiver.device = \"/tmp/gps0\"",
 			run:     simulateCmd,
 		},
+		"status": {
+			summary: "show the receiver, buffer, uplink and clock: from the running daemon, or its database",
+			usage:   "[--config FILE] [--db FILE] [--json]",
+			example: "gps-agent status            # oldest unsent fix and last success tell whether fixes reach Kinesis",
+			run:     statusCmd,
+		},
+		"fixes": {
+			summary: "print the buffered fixes as a table, JSON, CSV, GeoJSON (QGIS) or GPX",
+			usage:   "[--config FILE] [--db FILE] [--format table|json|csv|geojson|gpx] [--since T] [--until T] [--limit N]",
+			example: "gps-agent fixes --since 2h --format gpx > truck.gpx\n  gps-agent fixes --db ./buffer.db --format geojson > backlog.geojson",
+			run:     fixesCmd,
+		},
+		"ports": {
+			summary: "list serial ports with USB vendor/product, serial number and name; --probe finds NMEA and its baud",
+			usage:   "[--probe] [--listen D] [--rates LIST] [--json] [DEVICE...]",
+			example: "gps-agent ports --probe     # stop the daemon first: it holds its port",
+			run:     portsCmd,
+		},
+		"check": {
+			summary: "check config, receiver, clock, buffer directory, credentials and stream: one PASS/WARN/FAIL per line",
+			usage:   "[--config FILE] [--json] [--listen D]",
+			example: "sudo -u gps-agent gps-agent check --config /etc/gps-agent/config.toml",
+			run:     checkCmd,
+		},
 		"version": {
 			summary: "print the version",
 			run: func(_ context.Context, _ *flag.FlagSet, _ []string, stdout, _ io.Writer) error {

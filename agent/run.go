@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetedge/gps-agent/buffer"
@@ -59,15 +60,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("open buffer: %w", err)
 	}
 
-	cc := uplink.ClientConfig{Region: cfg.Kinesis.Region, Endpoint: cfg.Kinesis.Endpoint}
-	if iot := cfg.Kinesis.IoT; iot != nil {
-		cc.IoT = &uplink.IoTConfig{Endpoint: iot.Endpoint, RoleAlias: iot.RoleAlias, ThingName: iot.ThingName,
-			CertFile: iot.Cert, KeyFile: iot.Key, CAFile: iot.CA}
-		if cc.IoT.ThingName == "" {
-			cc.IoT.ThingName = cfg.TruckID
-		}
-	}
-	client, err := uplink.NewClient(ctx, cc)
+	client, err := uplink.NewClient(ctx, clientConfig(cfg))
 	if err != nil {
 		buf.Close()
 		return fmt.Errorf("kinesis client: %w", err)
@@ -94,7 +87,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	fl := newFilter(cfg.Filter)
 	clock := &clockWatch{log: log.With("part", "clock")}
 	rxCounters := new(nmea.Counters)
-	rx := &nmea.Receiver{
+	p := &pipeline{started: time.Now(), cfg: cfg, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up}
+	p.rx = &nmea.Receiver{
 		Device:   cfg.Receiver.Device,
 		Baud:     int(cfg.Receiver.Baud),
 		AutoBaud: cfg.Receiver.Baud == 0,
@@ -102,6 +96,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Counters: rxCounters,
 		OnFix: func(f nmea.Fix) {
 			now := time.Now()
+			p.lastFix.Store(summarize(f))
 			clock.observe(f.Time, now)
 			if !fl.keep(f) {
 				return
@@ -118,7 +113,6 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("gps-agent started", "version", version, "truck_id", cfg.TruckID, "device", cfg.Receiver.Device,
 		"baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream, "buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
 
-	p := &pipeline{started: time.Now(), cfg: cfg, rx: rx, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up}
 	err = p.run(ctx, log)
 	log.Info("gps-agent stopped", p.status().logAttrs()...)
 	return err
@@ -134,6 +128,7 @@ type pipeline struct {
 	clock      *clockWatch
 	buf        *buffer.Buffer
 	up         *uplink.Uplink
+	lastFix    atomic.Pointer[FixSummary] // the receiver's last fix, for status
 }
 
 // run runs the parts until ctx ends or one of them fails, then stops them in the order data flows: the receiver
@@ -247,4 +242,17 @@ func toUplink(recs []buffer.Record) []uplink.Record {
 		out[i] = uplink.Record{Seq: r.Seq, Data: r.Data}
 	}
 	return out
+}
+
+// clientConfig is the Kinesis client's configuration: the daemon and `check` build the same client.
+func clientConfig(cfg Config) uplink.ClientConfig {
+	cc := uplink.ClientConfig{Region: cfg.Kinesis.Region, Endpoint: cfg.Kinesis.Endpoint}
+	if iot := cfg.Kinesis.IoT; iot != nil {
+		cc.IoT = &uplink.IoTConfig{Endpoint: iot.Endpoint, RoleAlias: iot.RoleAlias, ThingName: iot.ThingName,
+			CertFile: iot.Cert, KeyFile: iot.Key, CAFile: iot.CA}
+		if cc.IoT.ThingName == "" {
+			cc.IoT.ThingName = cfg.TruckID
+		}
+	}
+	return cc
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/fleetedge/gps-agent/buffer"
@@ -22,9 +23,28 @@ type Status struct {
 
 // ReceiverStatus is the receiver's device and counters.
 type ReceiverStatus struct {
-	Device   string     `json:"device"`
-	Baud     int        `json:"baud"`
-	Counters nmea.Stats `json:"counters"`
+	Device   string      `json:"device"`
+	Baud     int         `json:"baud"`
+	Counters nmea.Stats  `json:"counters"`
+	LastFix  *FixSummary `json:"last_fix,omitempty"` // the receiver's last fix, kept by the filter or not
+}
+
+// FixSummary is what a technician checks of the receiver's last fix.
+type FixSummary struct {
+	Time    time.Time `json:"time"`
+	Lat     float64   `json:"lat"`
+	Lon     float64   `json:"lon"`
+	Quality int       `json:"quality"`
+	Sats    int       `json:"sats"`           // -1 when the receiver does not say
+	HDOP    float64   `json:"hdop,omitempty"` // 0 when the receiver does not say
+}
+
+func summarize(f nmea.Fix) *FixSummary {
+	s := &FixSummary{Time: f.Time, Lat: f.Lat, Lon: f.Lon, Quality: f.Quality, Sats: f.Sats}
+	if !math.IsNaN(f.HDOP) {
+		s.HDOP = f.HDOP
+	}
+	return s
 }
 
 // ClockStatus compares the gateway clock with GNSS time.
@@ -41,6 +61,7 @@ func (p *pipeline) status() Status {
 			Device:   p.cfg.Receiver.Device,
 			Baud:     p.rx.CurrentBaud(),
 			Counters: p.rxCounters.Snapshot(),
+			LastFix:  p.lastFix.Load(),
 		},
 		Filter: map[string]uint64{},
 		Clock: ClockStatus{

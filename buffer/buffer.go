@@ -46,6 +46,7 @@ type entry struct {
 	seq   uint64
 	data  []byte
 	at    time.Time
+	born  time.Duration // monotonic time of the Append since Buffer.epoch, for Run's ack grace
 	acked bool
 }
 
@@ -56,6 +57,7 @@ type Buffer struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
+	epoch   time.Time // monotonic origin of entry.born; real time even when Options.Now is a test clock
 
 	// commitMu serializes everything that writes the database: commit,
 	// reservation, compaction, Close. Lock order: commitMu, then dbMu, then mu.
@@ -78,6 +80,7 @@ type Buffer struct {
 	// data length; the next commit deletes them.
 	ackedDisk      map[uint64]int64
 	ackedDiskBytes int64
+	ackedDiskMax   uint64 // highest seq in ackedDisk, 0 if empty
 	diskCount      int
 	diskBytes      int64
 	diskOldest     time.Time
@@ -137,7 +140,7 @@ func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error)
 		return 0, fmt.Errorf("append seq %d: encode: %w", seq, err)
 	}
 	b.next++
-	b.tail = append(b.tail, entry{seq: seq, data: data, at: b.now()})
+	b.tail = append(b.tail, entry{seq: seq, data: data, at: b.now(), born: time.Since(b.epoch)})
 	b.tailLive++
 	b.tailBytes += int64(len(data))
 	b.mu.Unlock()
@@ -163,11 +166,18 @@ func (e entry) record() Record {
 	return Record{Seq: e.seq, Data: slices.Clone(e.data), Appended: e.at}
 }
 
-// snapshotAcked copies the set of acked committed records. Caller holds mu.
-func (b *Buffer) snapshotAcked() map[uint64]struct{} {
-	m := make(map[uint64]struct{}, len(b.ackedDisk))
+// snapshotAcked copies the set of acked committed records with seq > after.
+// A drain acks what it read, so Oldest(after) copies nothing instead of
+// every ack since the last commit. Caller holds mu.
+func (b *Buffer) snapshotAcked(after uint64) map[uint64]struct{} {
+	m := make(map[uint64]struct{})
+	if after >= b.ackedDiskMax {
+		return m
+	}
 	for s := range b.ackedDisk {
-		m[s] = struct{}{}
+		if s > after {
+			m[s] = struct{}{}
+		}
 	}
 	return m
 }
@@ -192,7 +202,7 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 		}
 	}
 	onDisk := b.diskCount > 0
-	acked := b.snapshotAcked()
+	acked := b.snapshotAcked(after)
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -239,7 +249,7 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 		}
 	}
 	onDisk := b.diskCount > 0 && len(out) < max
-	acked := b.snapshotAcked()
+	acked := b.snapshotAcked(0)
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -368,12 +378,20 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s, n := range found {
-		if _, ok := b.ackedDisk[s]; !ok {
-			b.ackedDisk[s] = n
-			b.ackedDiskBytes += n
-		}
+		b.markAckedDisk(s, n)
 	}
 	return nil
+}
+
+// markAckedDisk records that committed record s, of n data bytes, was acked.
+// Caller holds mu.
+func (b *Buffer) markAckedDisk(s uint64, n int64) {
+	if _, ok := b.ackedDisk[s]; ok {
+		return
+	}
+	b.ackedDisk[s] = n
+	b.ackedDiskBytes += n
+	b.ackedDiskMax = max(b.ackedDiskMax, s)
 }
 
 // Stats returns a snapshot of the buffer's state and counters.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,8 +16,12 @@ import (
 // gateways keep their logs on the same flash.
 const logEvery = time.Minute
 
-// Run commits the tail every Options.CommitInterval until ctx ends, then
-// commits once more and returns nil, or the final commit's error. A failed
+// Run commits the tail until ctx ends, then commits once more and returns
+// nil, or the final commit's error. It commits every 9/10 of
+// Options.CommitInterval, but only records appended at least 1/10 of it
+// earlier (the ack grace): a record the uplink acks within the grace is
+// never written, even when it was appended just before a tick, and none
+// waits longer than CommitInterval to be committed. A failed
 // periodic commit (e.g. disk full) keeps the tail in memory, is counted in
 // Stats, logged at most once a minute, and retried at the next tick. Only one
 // Run may be active at a time. Call Close after Run has returned.
@@ -40,7 +46,8 @@ func (b *Buffer) Run(ctx context.Context) error {
 		b.mu.Unlock()
 	}()
 
-	t := time.NewTicker(b.opts.CommitInterval)
+	grace := ackGrace(b.opts.CommitInterval)
+	t := time.NewTicker(b.opts.CommitInterval - grace)
 	defer t.Stop()
 	for {
 		select {
@@ -50,7 +57,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-t.C:
-			if err := b.Commit(); err != nil {
+			if err := b.commitGrace(grace); err != nil {
 				if errors.Is(err, ErrClosed) {
 					return fmt.Errorf("buffer run: %w", err)
 				}
@@ -58,6 +65,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 				continue
 			}
 			b.maybeCompact()
+			b.releaseMappedCommit()
 		}
 	}
 }
@@ -101,11 +109,28 @@ func (b *Buffer) Commit() error {
 	}
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
-	return b.commitLocked(false)
+	return b.commitLocked(false, 0)
+}
+
+// ackGrace is how long Run leaves a record in the tail before committing it,
+// giving the uplink a chance to ack it first: a healthy uplink acks within
+// tens of milliseconds, so without it every record appended just before a
+// tick would be written and then deleted at the next one, two write bursts
+// that a healthy uplink should never cause. Run ticks every interval - grace
+// so the loss window stays one interval.
+func ackGrace(interval time.Duration) time.Duration { return interval / 10 }
+
+// commitGrace is Commit for Run: records appended less than grace ago stay
+// in the tail until the next tick.
+func (b *Buffer) commitGrace(grace time.Duration) error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	return b.commitLocked(false, grace)
 }
 
 // commitLocked is Commit with commitMu held. clean also records a clean stop.
-func (b *Buffer) commitLocked(clean bool) error {
+// Tail records appended less than grace ago are not written.
+func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 	now := b.now()
 	cutoff := now.Add(-b.opts.MaxAge)
 
@@ -138,13 +163,23 @@ func (b *Buffer) commitLocked(clean bool) error {
 		live = live[1:]
 	}
 	b.tail = live
-	snap := append([]entry(nil), live...)
-	snapBytes := b.tailBytes
-	acked := b.ackedDisk
-	b.ackedDisk = make(map[uint64]int64)
-	b.ackedDiskBytes = 0
+	// Entries are in Append order, so those old enough are a prefix.
+	k := len(live)
+	if grace > 0 {
+		young := time.Since(b.epoch) - grace
+		k = sort.Search(len(live), func(i int) bool { return live[i].born > young })
+	}
+	snap := append([]entry(nil), live[:k]...)
+	var snapBytes int64 // bytes this commit writes
+	for _, e := range snap {
+		snapBytes += int64(len(e.data))
+	}
+	tailBytes := b.tailBytes // bytes pending in the tail, written now or later
+	// The acked records stay in ackedDisk until the transaction that deletes them has committed: a reader in
+	// the meantime (an fsync can take long) must not see them as pending, or the uplink sends them again.
+	acked := maps.Clone(b.ackedDisk)
 	diskBytes, diskCount := b.diskBytes, b.diskCount
-	needEvict := diskCount > 0 && (diskBytes+snapBytes > b.opts.MaxBytes || tooOld(b.diskOldest, cutoff))
+	needEvict := diskCount > 0 && (diskBytes+tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, cutoff))
 	next := b.next
 	var newHwm uint64
 	if b.hwm-(next-1) < b.opts.SeqBlock/2+1 {
@@ -159,6 +194,8 @@ func (b *Buffer) commitLocked(clean bool) error {
 		return nil
 	}
 
+	// Deleting in key order visits each leaf once, in file order.
+	ackedSeqs := slices.Sorted(maps.Keys(acked))
 	var res struct {
 		deleted, evictAge, evictBytes, invalid int
 		deletedBytes                           int64
@@ -168,7 +205,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			res.deleted, res.evictAge, res.evictBytes, res.invalid, res.deletedBytes = 0, 0, 0, 0, 0
 			bk, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
-			for s := range acked {
+			for _, s := range ackedSeqs {
 				if v := bk.Get(seqKey(s)); v != nil {
 					res.deleted++
 					res.deletedBytes += int64(max(len(v)-valueHeader, 0))
@@ -188,7 +225,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 					res.invalid++ // undecodable: nothing to keep
 				case tooOld(at, cutoff):
 					res.evictAge++
-				case onDisk+snapBytes > b.opts.MaxBytes:
+				case onDisk+tailBytes > b.opts.MaxBytes:
 					res.evictBytes++
 				default:
 					res.oldest = at
@@ -233,12 +270,6 @@ func (b *Buffer) commitLocked(clean bool) error {
 	})
 	if err != nil {
 		b.mu.Lock()
-		for s, n := range acked {
-			if _, ok := b.ackedDisk[s]; !ok {
-				b.ackedDisk[s] = n
-				b.ackedDiskBytes += n
-			}
-		}
 		b.st.CommitErrors++
 		b.st.LastCommitErr = err.Error()
 		b.mu.Unlock()
@@ -253,6 +284,15 @@ func (b *Buffer) commitLocked(clean bool) error {
 		last = snap[len(snap)-1].seq
 	}
 	b.mu.Lock()
+	// The acked records this commit deleted are gone from disk now.
+	for s, n := range acked {
+		delete(b.ackedDisk, s)
+		b.ackedDiskBytes -= n
+	}
+	b.ackedDiskMax = 0
+	for s := range b.ackedDisk {
+		b.ackedDiskMax = max(b.ackedDiskMax, s)
+	}
 	// Everything up to last is on disk now. Entries acked during the
 	// transaction become deletions for the next commit.
 	i := 0
@@ -260,9 +300,7 @@ func (b *Buffer) commitLocked(clean bool) error {
 		if e := b.tail[i]; e.acked {
 			j, _ := slices.BinarySearchFunc(snap, e.seq, func(x entry, s uint64) int { return cmpU64(x.seq, s) })
 			if j < len(snap) && snap[j].seq == e.seq {
-				n := int64(len(snap[j].data))
-				b.ackedDisk[e.seq] = n
-				b.ackedDiskBytes += n
+				b.markAckedDisk(e.seq, int64(len(snap[j].data)))
 			}
 		} else {
 			b.tailLive--
@@ -325,7 +363,7 @@ func (b *Buffer) Close() error {
 	b.mu.Unlock()
 	var cerr error
 	if !b.readOnly {
-		cerr = b.commitLocked(true)
+		cerr = b.commitLocked(true, 0)
 	}
 	b.mu.Lock()
 	b.closed = true

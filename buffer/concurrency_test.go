@@ -209,6 +209,9 @@ func TestOldestCursorNeverSkips(t *testing.T) {
 	const n = 4000
 	opts := testOptions(t)
 	opts.CommitInterval = 200 * time.Microsecond
+	// Small blocks: Append waits for a reservation now and then, which keeps
+	// the appender from finishing before Run has committed twice.
+	opts.SeqBlock = 1000
 	b, _ := openTest(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

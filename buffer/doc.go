@@ -12,10 +12,12 @@
 //     puts the record in an in-memory tail and never waits on disk, except in
 //     the rare case where the reserved block of sequence numbers is exhausted
 //     because commits have been failing (see Options.SeqBlock).
-//   - Run commits the tail to bbolt every Options.CommitInterval in one fsynced
-//     transaction. A record acked while still in the tail is never written.
-//     On power loss or kill -9 at most one commit interval of records is lost;
-//     Close loses nothing.
+//   - Run commits the tail to bbolt in one fsynced transaction at least once
+//     every Options.CommitInterval. A record acked while still in the tail is
+//     never written; Run leaves each record in the tail for a tenth of the
+//     interval before committing it, so a healthy uplink's acks win the race
+//     with the next tick. On power loss or kill -9 at most one commit interval
+//     of records is lost; Close loses nothing.
 //   - Oldest and Newest read pending records; Ack deletes them in any order.
 //     Acks of committed records are applied at the next commit, so a record
 //     acked just before a crash may be read again after restart: delivery is

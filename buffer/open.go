@@ -38,6 +38,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 		opts:         opts,
 		log:          opts.Log.With("component", "buffer", "path", path),
 		now:          opts.Now,
+		epoch:        time.Now(),
 		ackedDisk:    make(map[uint64]int64),
 		notify:       make(chan struct{}, 1),
 		compactMin:   4 << 20,
@@ -53,6 +54,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 	for attempt := 0; ; attempt++ {
 		err := b.openOnce(side)
 		if err == nil {
+			b.releaseMapped() // the check read every page
 			return b, nil
 		}
 		if !errors.Is(err, errCorrupt) || attempt > 0 {

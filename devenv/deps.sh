@@ -11,6 +11,7 @@ declare -A want=(
   [gpsd]=gpsd
   [socat]=socat
   [qemu-arm-static]=qemu-user-static
+  [systemd-analyze]=systemd
 )
 missing=()
 for cmd in "${!want[@]}"; do

@@ -3,16 +3,16 @@ package uplink
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -21,20 +21,25 @@ import (
 // ClientConfig says where the Kinesis client connects and how it
 // authenticates.
 type ClientConfig struct {
-	// Region of the stream, e.g. "eu-west-1". Empty falls back to the SDK's
-	// sources (AWS_REGION, shared config).
+	// Region of the stream, e.g. "eu-west-1". Empty falls back to
+	// AWS_REGION, then AWS_DEFAULT_REGION; the shared config file's region
+	// is not read.
 	Region string
 	// Endpoint overrides the service endpoint, e.g. http://127.0.0.1:4567
 	// for kinesis-mock or kinesalite. Empty uses the regional AWS endpoint.
 	Endpoint string
 	// IoT, if set, takes credentials from the AWS IoT Core credentials
 	// provider with the gateway's X.509 thing certificate instead of the
-	// SDK's default chain.
+	// environment and shared files (see NewClient).
 	IoT *IoTConfig
 
 	// sdkHeaders keeps the SDK's telemetry headers (for measuring what
 	// trimming saves).
 	sdkHeaders bool
+	// env replaces the process environment and home directory (tests).
+	env credsEnv
+	// stsEndpoint overrides the STS endpoint of web identity (tests).
+	stsEndpoint string
 }
 
 // HTTP timeouts sized for a cellular link: generous enough for a slow
@@ -61,11 +66,29 @@ const (
 
 // NewClient builds a Kinesis client for a gateway.
 //
-// Credentials come from the AWS IoT credentials provider when cc.IoT is set,
-// otherwise from the SDK default chain (environment, shared config and
-// credentials files, web identity, SSO, process) with the EC2 instance
-// metadata service (IMDS) disabled: a gateway has none, and probing
-// 169.254.169.254 would stall start-up on every credential refresh.
+// Credentials come from the first of these sources that is configured:
+//   - the AWS IoT credentials provider, when cc.IoT is set;
+//   - the environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the
+//     legacy AWS_ACCESS_KEY and AWS_SECRET_KEY), with AWS_SESSION_TOKEN;
+//   - web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (and
+//     AWS_ROLE_SESSION_NAME), exchanged for temporary credentials with STS;
+//   - static keys (aws_access_key_id, aws_secret_access_key,
+//     aws_session_token) of profile AWS_PROFILE or "default" in the shared
+//     credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials),
+//     then in the shared config file (AWS_CONFIG_FILE, ~/.aws/config).
+//
+// These are the parts of the SDK's default chain a gateway can use. SSO,
+// credential_process and assume-role profiles are not supported: a gateway
+// has no browser or person to log in, and the SDK package that brings them
+// costs about 1.6 MB of an ARM binary. The EC2 and container metadata
+// endpoints are never probed: a gateway has none, and probing
+// 169.254.169.254 would stall start-up on every refresh. A malformed
+// environment or shared file is an error here (shared files name file:line);
+// no credentials at all is an error when the first call needs them, naming
+// the sources tried. Secrets never appear in errors.
+//
+// AWS_CA_BUNDLE, if set, names a PEM file whose certificates replace the
+// system roots for Kinesis and STS (as the SDK does).
 //
 // The HTTP transport honours HTTPS_PROXY, HTTP_PROXY and NO_PROXY
 // (http.ProxyFromEnvironment; Go never proxies localhost or 127.0.0.1), and
@@ -83,35 +106,29 @@ const (
 // hide failures from the counters, and hold a batch for tens of seconds while
 // newer records wait.
 func NewClient(ctx context.Context, cc ClientConfig) (*kinesis.Client, error) {
-	wire := &wireCounter{}
-	opts := []func(*config.LoadOptions) error{
-		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
-		config.WithHTTPClient(newHTTPClient(wire)),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.AddWithMaxAttempts(retry.NewStandard(), 1)
-		}),
-	}
-	if cc.Region != "" {
-		opts = append(opts, config.WithRegion(cc.Region))
-	}
-	if cc.IoT != nil {
-		p, err := newIoTProvider(*cc.IoT)
-		if err != nil {
-			return nil, fmt.Errorf("new kinesis client: %w", err)
-		}
-		opts = append(opts, config.WithCredentialsProvider(newIoTCredentialsCache(p)))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("new kinesis client: load aws config: %w", err)
-	}
-	if cfg.Region == "" {
+	region := cc.env.region(cc.Region)
+	if region == "" {
 		return nil, fmt.Errorf("new kinesis client: no region (set region in the config or AWS_REGION)")
 	}
-	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
-		// Wrap what the config resolved (AWS_CA_BUNDLE replaces the client
-		// with a copy), so that New finds the counters.
-		o.HTTPClient = &httpClient{HTTPClient: o.HTTPClient, wire: wire}
+	roots, err := caBundle(cc.env)
+	if err != nil {
+		return nil, fmt.Errorf("new kinesis client: %w", err)
+	}
+	creds, err := newCredentials(ctx, cc.env, cc.IoT, stsSettings{
+		region:     region,
+		httpClient: newHTTPClient(&wireCounter{}, roots), // not Kinesis traffic: not counted in Stats
+		endpoint:   cc.stsEndpoint,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new kinesis client: %w", err)
+	}
+	wire := &wireCounter{}
+	return kinesis.New(kinesis.Options{
+		Region:      region,
+		Credentials: creds,
+		HTTPClient:  &httpClient{HTTPClient: newHTTPClient(wire, roots), wire: wire},
+		Retryer:     retry.AddWithMaxAttempts(retry.NewStandard(), 1),
+	}, func(o *kinesis.Options) {
 		if cc.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cc.Endpoint)
 		}
@@ -119,6 +136,24 @@ func NewClient(ctx context.Context, cc ClientConfig) (*kinesis.Client, error) {
 			o.APIOptions = append(o.APIOptions, addTrimHeaders)
 		}
 	}), nil
+}
+
+// caBundle reads the PEM file AWS_CA_BUNDLE names, or returns nil (the
+// system roots) if it is unset.
+func caBundle(env credsEnv) (*x509.CertPool, error) {
+	path := env.get("AWS_CA_BUNDLE")
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("AWS_CA_BUNDLE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("AWS_CA_BUNDLE: %s: no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // httpClient is the HTTP client of a client from NewClient; New finds its
@@ -129,9 +164,8 @@ type httpClient struct {
 }
 
 // newHTTPClient builds the transport: proxy from the environment, cellular
-// timeouts, connections counted by w. It stays an *awshttp.BuildableClient,
-// which the SDK needs to add AWS_CA_BUNDLE to its roots.
-func newHTTPClient(w *wireCounter) *awshttp.BuildableClient {
+// timeouts, connections counted by w, roots (nil: the system's).
+func newHTTPClient(w *wireCounter, roots *x509.CertPool) *awshttp.BuildableClient {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	return awshttp.NewBuildableClient().
 		WithTimeout(callTimeout).
@@ -146,6 +180,7 @@ func newHTTPClient(w *wireCounter) *awshttp.BuildableClient {
 				tr.TLSClientConfig = &tls.Config{}
 			}
 			tr.TLSClientConfig.MinVersion = tls.VersionTLS12
+			tr.TLSClientConfig.RootCAs = roots
 			tr.TLSHandshakeTimeout = tlsTimeout
 			tr.ResponseHeaderTimeout = responseHeaderTimeout
 			tr.IdleConnTimeout = idleConnTimeout

@@ -60,8 +60,9 @@
 // # Client
 //
 // [NewClient] honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY (Go never
-// proxies localhost), AWS_CA_BUNDLE, and takes credentials either from the
-// SDK default chain (without EC2 instance metadata) or, with
+// proxies localhost), AWS_CA_BUNDLE, and takes credentials from the
+// environment, web identity, or static keys in the shared files (see
+// NewClient; never EC2 instance metadata) or, with
 // [ClientConfig].IoT, from the AWS IoT Core credentials provider using the
 // gateway's X.509 thing certificate, cached and refreshed 5 minutes before
 // expiry.
