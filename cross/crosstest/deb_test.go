@@ -1,14 +1,20 @@
 package crosstest
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetedge/gps-agent/nmea"
+	"github.com/fleetedge/gps-agent/uplink/uplinktest"
 )
 
 // debTestEnv opts in to TestDebInstall outside CI.
@@ -87,9 +93,7 @@ func TestDebInstall(t *testing.T) {
 		t.Errorf("installed decode of %s: %d records:\n%.300s", log, n, records)
 	}
 
-	// TODO(issue 8): `gps-agent check --config CFG` against local Kinesis goes here, once `check` exists: start
-	// uplinktest's kinesis-mock on 127.0.0.1, write a config with truck_id, receiver.device (a pty from the
-	// simulator) and [kinesis] endpoint, run /usr/bin/gps-agent check, and expect every verdict to pass.
+	checkInstalled(t)
 
 	out, errOut, err := tryRun(t, 2*time.Minute, "", nil, nil, "dpkg", "--purge", "gps-agent")
 	if err != nil {
@@ -103,4 +107,45 @@ func TestDebInstall(t *testing.T) {
 			t.Errorf("left after purge: %s", f)
 		}
 	}
+}
+
+// checkInstalled runs the installed `gps-agent check` as a technician would after installing: against local
+// Kinesis (kinesis-mock on 127.0.0.1) and a simulated receiver on a pseudo-terminal. Every verdict must pass.
+func checkInstalled(t *testing.T) {
+	t.Helper()
+	const stream = "deb-check"
+	k := uplinktest.StartKinesisMock(t, stream, 1)
+	master, device, closePTY, err := nmea.OpenPTY("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePTY()
+	ctx, stop := context.WithCancel(context.Background())
+	simDone := make(chan struct{})
+	go func() {
+		defer close(simDone)
+		sim := nmea.Simulator{Rate: 5}
+		sim.Run(ctx, master)
+	}()
+	defer func() { stop(); <-simDone }()
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	conf := fmt.Sprintf("truck_id = \"TRK-DEB\"\nstatus_socket = %q\n[receiver]\ndevice = %q\n[buffer]\ndir = %q\n"+
+		"[kinesis]\nstream = %q\nregion = \"us-east-1\"\nendpoint = %q\n",
+		filepath.Join(dir, "agent.sock"), device, filepath.Join(dir, "state"), stream, k.Endpoint)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_CONFIG_FILE=/dev/null"}
+	out, errOut, err := tryRun(t, 2*time.Minute, "", env, nil, "/usr/bin/gps-agent", "check", "--config", cfg)
+	if err != nil {
+		t.Fatalf("installed gps-agent check: %v\n%s%s", err, out, errOut)
+	}
+	for _, want := range []string{"config", "receiver", "buffer", "credentials", "stream"} {
+		if !regexp.MustCompile(`(?m)^PASS\s+` + want + `\b`).Match(out) {
+			t.Errorf("check did not pass %s:\n%s%s", want, out, errOut)
+		}
+	}
+	t.Logf("installed gps-agent check:\n%s", out)
 }
