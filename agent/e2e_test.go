@@ -45,6 +45,10 @@ type agentProc struct {
 // startAgent runs `gps-agent args...` as a child process; t.Cleanup kills it if the test has not stopped it.
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
+	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
+		// Under qemu-user the test binary is an ARM binary the host can exec only through binfmt_misc.
+		t.Skipf("runs the agent as a child process, which %s cannot without binfmt_misc; runs on amd64", q)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,9 @@ func memFS(t *testing.T, dir string) bool {
 	if err := unix.Statfs(dir, &st); err != nil {
 		t.Fatalf("statfs %s: %v", dir, err)
 	}
-	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+	// Statfs_t.Type is int32 on 32-bit ARM: compare as uint32, the magic numbers' own width.
+	typ := uint32(st.Type)
+	return typ == uint32(unix.TMPFS_MAGIC) || typ == uint32(unix.RAMFS_MAGIC)
 }
 
 // procWriteBytes returns write_bytes from /proc/self/io: bytes this process
