@@ -101,12 +101,18 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			if !fl.keep(f) {
 				return
 			}
-			// Append never blocks on disk and fails only if encoding does; the buffer logs its own trouble.
+			// Append does not wait on disk. It fails only when no seq can be handed out safely (commits have
+			// failed for hours): the fix is lost then, counted, and logged on the first of a run of failures.
 			if _, err := buf.Append(func(seq uint64) ([]byte, error) {
 				return enc.encode(nil, seq, f, now), nil
 			}); err != nil {
-				log.Error("buffer fix", "err", err)
+				p.appendErrors.Add(1)
+				if !p.appendFailing.Swap(true) {
+					log.Error("fix lost: the buffer cannot take it", "err", err)
+				}
+				return
 			}
+			p.appendFailing.Store(false)
 		},
 	}
 
@@ -129,6 +135,9 @@ type pipeline struct {
 	buf        *buffer.Buffer
 	up         *uplink.Uplink
 	lastFix    atomic.Pointer[FixSummary] // the receiver's last fix, for status
+
+	appendErrors  atomic.Uint64 // fixes the buffer refused (lost)
+	appendFailing atomic.Bool   // the last Append failed: log only the first of a run
 }
 
 // run runs the parts until ctx ends or one of them fails, then stops them in the order data flows: the receiver

@@ -16,6 +16,7 @@ type Status struct {
 	Started  time.Time         `json:"started"`
 	Receiver ReceiverStatus    `json:"receiver"`
 	Filter   map[string]uint64 `json:"filter_dropped"`
+	Lost     uint64            `json:"fixes_lost"` // fixes the buffer refused (no seq could be reserved)
 	Clock    ClockStatus       `json:"clock"`
 	Buffer   buffer.Stats      `json:"buffer"`
 	Uplink   uplink.Stats      `json:"uplink"`
@@ -64,6 +65,7 @@ func (p *pipeline) status() Status {
 			LastFix:  p.lastFix.Load(),
 		},
 		Filter: map[string]uint64{},
+		Lost:   p.appendErrors.Load(),
 		Clock: ClockStatus{
 			OffsetMs:    time.Duration(p.clock.offset.Load()).Milliseconds(),
 			SkewedFixes: p.clock.skewed.Load(),
@@ -86,6 +88,7 @@ func (s Status) logAttrs() []any {
 		slog.Group("receiver", "sentences", rx.Sentences, "fixes", rx.Fixes, "bad_checksum", rx.BadChecksum,
 			"unparsable", rx.Unparsable, "no_fix", rx.NoFix, "reconnects", rx.Reconnects),
 		slog.Group("filter", "dropped", dropped),
+		"fixes_lost", s.Lost,
 		slog.Group("buffer", "pending", s.Buffer.Pending, "pending_bytes", s.Buffer.PendingBytes,
 			"dropped", s.Buffer.DroppedMaxBytes+s.Buffer.DroppedMaxAge, "commit_errors", s.Buffer.CommitErrors),
 		slog.Group("uplink", "acked", s.Uplink.RecordsAcked, "calls", s.Uplink.Calls, "retries", s.Uplink.Retries,

@@ -22,23 +22,23 @@ type Record struct {
 
 // Stats is a snapshot of the buffer's state and counters since Open.
 type Stats struct {
-	Pending        int       // records appended and not yet acked (tail + disk, minus acks not yet applied)
-	PendingBytes   int64     // sum of len(Data) over Pending
-	Tail           int       // pending records not yet committed to disk
-	OldestAppended time.Time // Appended of the oldest pending record; zero if none
-	NextSeq        uint64    // the seq the next Append will get
-	ReservedSeq    uint64    // highest seq durably reserved
+	Pending        int       `json:"pending"`         // records appended and not yet acked (tail + disk, minus acks not yet applied)
+	PendingBytes   int64     `json:"pending_bytes"`   // sum of len(Data) over Pending
+	Tail           int       `json:"tail"`            // pending records not yet committed to disk
+	OldestAppended time.Time `json:"oldest_appended"` // Appended of the oldest pending record; zero if none
+	NextSeq        uint64    `json:"next_seq"`        // the seq the next Append will get
+	ReservedSeq    uint64    `json:"reserved_seq"`    // highest seq durably reserved
 
-	DroppedMaxBytes uint64 // records dropped because MaxBytes was exceeded
-	DroppedMaxAge   uint64 // records dropped because they were older than MaxAge
-	DroppedInvalid  uint64 // undecodable record values found on disk and deleted
+	DroppedMaxBytes uint64 `json:"dropped_max_bytes"` // records dropped because MaxBytes was exceeded
+	DroppedMaxAge   uint64 `json:"dropped_max_age"`   // records dropped because they were older than MaxAge
+	DroppedInvalid  uint64 `json:"dropped_invalid"`   // undecodable record values found on disk and deleted
 
-	Commits       uint64 // successful commit transactions
-	CommitErrors  uint64 // failed commit transactions (e.g. disk full); the tail was kept
-	LastCommitErr string // text of the last commit error; "" after a successful commit
-	Quarantined   uint64 // database files moved aside by Open
-	Compactions   uint64 // successful compactions
-	SeqGap        uint64 // sequence numbers skipped at Open after an unclean stop
+	Commits       uint64 `json:"commits"`         // successful commit transactions
+	CommitErrors  uint64 `json:"commit_errors"`   // failed commit transactions (e.g. disk full); the tail was kept
+	LastCommitErr string `json:"last_commit_err"` // text of the last commit error; "" after a successful commit
+	Quarantined   uint64 `json:"quarantined"`     // database files moved aside by Open
+	Compactions   uint64 `json:"compactions"`     // successful compactions
+	SeqGap        uint64 `json:"seq_gap"`         // sequence numbers skipped at Open after an unclean stop
 }
 
 // entry is one record in the in-memory tail.

@@ -83,21 +83,21 @@ func (c *Counters) LastSentence() time.Time {
 
 // Stats is a point-in-time copy of [Counters].
 type Stats struct {
-	Sentences    uint64 // sentences with a valid checksum read, or of a type go-nmea knows that no fix uses (counted, not parsed)
-	Fixes        uint64 // fixes delivered to the callback
-	BadChecksum  uint64 // sentences with a missing or wrong checksum
-	Overlong     uint64 // sentences longer than MaxSentence bytes, dropped
-	GarbageBytes uint64 // bytes outside any sentence (binary noise, NUL, comments)
-	Broken       uint64 // sentences cut by a binary byte or a new '$' before their end
-	UnknownType  uint64 // valid sentences of a type go-nmea does not know (mostly proprietary $P...)
-	Unparsable   uint64 // valid checksum but go-nmea rejected a field of a type a fix uses
-	NoFix        uint64 // epochs without a valid position (RMC V, GGA quality 0, no lat/lon, ...)
-	NoDate       uint64 // epochs with a fix but no date known yet (no RMC/ZDA seen)
-	Late         uint64 // timed sentences of an epoch already delivered, ignored
-	Reconnects   uint64 // times the Receiver reopened its device
-	Silences     uint64 // episodes of an open device sending no valid sentence for Receiver.SilenceAfter
+	Sentences    uint64 `json:"sentences"`     // sentences with a valid checksum read, or of a type go-nmea knows that no fix uses (counted, not parsed)
+	Fixes        uint64 `json:"fixes"`         // fixes delivered to the callback
+	BadChecksum  uint64 `json:"bad_checksum"`  // sentences with a missing or wrong checksum
+	Overlong     uint64 `json:"overlong"`      // sentences longer than MaxSentence bytes, dropped
+	GarbageBytes uint64 `json:"garbage_bytes"` // bytes outside any sentence (binary noise, NUL, comments)
+	Broken       uint64 `json:"broken"`        // sentences cut by a binary byte or a new '$' before their end
+	UnknownType  uint64 `json:"unknown_type"`  // valid sentences of a type go-nmea does not know (mostly proprietary $P...)
+	Unparsable   uint64 `json:"unparsable"`    // valid checksum but go-nmea rejected a field of a type a fix uses
+	NoFix        uint64 `json:"no_fix"`        // epochs without a valid position (RMC V, GGA quality 0, no lat/lon, ...)
+	NoDate       uint64 `json:"no_date"`       // epochs with a fix but no date known yet (no RMC/ZDA seen)
+	Late         uint64 `json:"late"`          // timed sentences of an epoch already delivered, ignored
+	Reconnects   uint64 `json:"reconnects"`    // times the Receiver reopened its device
+	Silences     uint64 `json:"silences"`      // episodes of an open device sending no valid sentence for Receiver.SilenceAfter
 
-	LastSentence time.Time // gateway clock of the last checksummed sentence, zero if none
+	LastSentence time.Time `json:"last_sentence"` // gateway clock of the last checksummed sentence, zero if none
 }
 
 // Dropped is the sum of the counters that mean input was lost: bad

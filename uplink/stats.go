@@ -10,38 +10,38 @@ import (
 
 // Stats are the uplink's counters since New. All counts only grow.
 type Stats struct {
-	RecordsSent  uint64 // records put in calls, resends included
-	RecordsAcked uint64 // records Kinesis stored and the queue deleted
-	Calls        uint64 // PutRecords calls made
-	Retries      uint64 // calls made after a failed round (resends and retries)
+	RecordsSent  uint64 `json:"records_sent"`  // records put in calls, resends included
+	RecordsAcked uint64 `json:"records_acked"` // records Kinesis stored and the queue deleted
+	Calls        uint64 `json:"calls"`         // PutRecords calls made
+	Retries      uint64 `json:"retries"`       // calls made after a failed round (resends and retries)
 	// CallErrors counts calls that failed as a whole, by error code (AWS
 	// code, "http 503", "timeout", "unreachable", ...).
-	CallErrors map[string]uint64
+	CallErrors map[string]uint64 `json:"call_errors"`
 	// FailedRecords counts records rejected inside a successful call, by
 	// ErrorCode (ProvisionedThroughputExceededException, InternalFailure,
 	// KMS...).
-	FailedRecords map[string]uint64
-	Throttles     uint64 // throttling replies, per record or per call
-	Oversize      uint64 // records skipped because they exceed MaxRecordBytes
+	FailedRecords map[string]uint64 `json:"failed_records"`
+	Throttles     uint64            `json:"throttles"` // throttling replies, per record or per call
+	Oversize      uint64            `json:"oversize"`  // records skipped because they exceed MaxRecordBytes
 	// BytesSent and BytesReceived are the traffic with Kinesis: what the
 	// data plan pays for. With a client from NewClient they are measured on
 	// the connections (BytesMeasured): request and status lines, headers,
 	// bodies, and over HTTPS the TLS handshakes and framing, but no TCP/IP
 	// headers; all calls of that client count, so give each Uplink its own
 	// client. With any other API they are estimates from the batch sizes.
-	BytesSent     uint64
-	BytesReceived uint64
-	BytesMeasured bool
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	BytesMeasured bool   `json:"bytes_measured"`
 	// BackfillRate is the backlog pace in force, records/s: the share of a
 	// shard's 1,000 records/s, halved on throttling and recovering after.
-	BackfillRate float64
+	BackfillRate float64 `json:"backfill_rate"`
 	// BackfillAt is when the backfill may start after its fleet-jitter
 	// delay (start-up with a backlog, end of an outage); zero if never
 	// delayed.
-	BackfillAt    time.Time
-	LastSuccess   time.Time // when Kinesis last stored a record
-	LastError     string    // the last failure, with the AWS message
-	LastErrorTime time.Time
+	BackfillAt    time.Time `json:"backfill_at"`
+	LastSuccess   time.Time `json:"last_success"` // when Kinesis last stored a record
+	LastError     string    `json:"last_error"`   // the last failure, with the AWS message
+	LastErrorTime time.Time `json:"last_error_time"`
 }
 
 // Stats returns a snapshot of the counters. Safe to call at any time.
