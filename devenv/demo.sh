@@ -36,6 +36,7 @@ for _ in $(seq 50); do [ -e "$work/gps0" ] && break; sleep 0.1; done
 
 cat >"$work/config.toml" <<TOML
 truck_id = "TRUCK-DEMO-1"
+status_socket = "$work/agent.sock"
 [receiver]
 device = "$work/gps0"
 baud = 9600
@@ -55,4 +56,5 @@ if ! go run ./devenv/streamtail --endpoint "http://127.0.0.1:$port" --stream "$s
   echo "--- agent log"; tail -n 20 "$work/agent.log"; echo "--- kinesis log"; tail -n 20 "$work/kinesis.log"
   exit 1
 fi
+echo "== gps-agent status"; bin/gps-agent status --config "$work/config.toml" || true
 echo "== agent log (last lines)"; tail -n 5 "$work/agent.log"
