@@ -39,7 +39,11 @@ func (p *pipeline) serveControl(path string, log *slog.Logger) (stop func(), err
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			// A misconfigured status_socket must never delete a file that is not ours.
+			return nil, fmt.Errorf("status socket %s: exists and is not a socket", path)
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("status socket %s: another gps-agent answers on it", path)

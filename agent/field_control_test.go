@@ -194,3 +194,17 @@ func FuzzControlRequest(f *testing.F) {
 		}
 	})
 }
+
+// A status_socket that names a file which is not a socket (a typo pointing at the database, say) is refused and
+// the file is left alone.
+func TestControlRefusesToReplaceAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	writeFile(t, path, "precious")
+	p := &pipeline{}
+	if _, err := p.serveControl(path, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("serveControl over a regular file: err = %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "precious" {
+		t.Fatalf("the file was touched: %q, %v", b, err)
+	}
+}

@@ -11,23 +11,19 @@ import (
 const stuckAfter = 2 * time.Minute
 
 // health tells a stuck pipeline from a waiting one.
-type health struct {
-	rxMark   uint64    // the receiver's activity count at rxChange
-	rxChange time.Time // when it last changed
-}
+type health struct{}
 
 // check returns "" when every part shows signs of work, or what is stuck.
 func (h *health) check(p *pipeline, now time.Time) string {
-	if h.rxChange.IsZero() {
-		h.rxChange = now
+	// The receiver: its loop steps at least every read timeout while the device is open, and at every reopen try
+	// while it is missing. A silent or unplugged receiver is reported by the receiver itself; restarting the
+	// agent would not bring it back, and would hold up the backlog.
+	beat := p.rx.Heartbeat()
+	if beat.IsZero() {
+		beat = p.started
 	}
-	// The receiver: any byte counted, sentence read or reopen tried is work.
-	rx := p.rxCounters.Snapshot()
-	if mark := rx.Sentences + rx.GarbageBytes + rx.BadChecksum + rx.Reconnects; mark != h.rxMark {
-		h.rxMark, h.rxChange = mark, now
-	}
-	if d := now.Sub(h.rxChange); d > stuckAfter {
-		return fmt.Sprintf("receiver: nothing read for %s", d.Round(time.Second))
+	if d := now.Sub(beat); d > stuckAfter {
+		return fmt.Sprintf("receiver: its read loop has not moved for %s", d.Round(time.Second))
 	}
 	// The uplink: nothing to send, or a call that ended (stored or failed) recently.
 	if p.buf.Stats().Pending == 0 {

@@ -39,14 +39,9 @@ const bufferFile = "buffer.db"
 // runAgent wires receiver -> buffer -> uplink and runs them until ctx ends. On a clean stop the buffer's tail is
 // committed, so no accepted fix is lost.
 func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
-	// Fail fast, with the device in the message, when the receiver cannot be opened at all: a technician's typo
-	// should not look like a receiver that is merely unplugged. After start-up the receiver reopens by itself.
-	port, err := nmea.OpenPort(cfg.Receiver.Device, int(cfg.Receiver.Baud))
-	if err != nil {
-		return fmt.Errorf("open receiver %s: %w", cfg.Receiver.Device, err)
-	}
-	port.Close()
-
+	// A receiver that cannot be opened is no reason to stop: the backlog still has to go out, and a USB receiver
+	// may come up after the agent. The receiver logs "receiver unavailable" with the device and the error, and
+	// keeps trying; `gps-agent check` tells a typo from an unplugged receiver.
 	if err := os.MkdirAll(cfg.Buffer.Dir, 0o750); err != nil {
 		return fmt.Errorf("create buffer dir: %w", err)
 	}
@@ -175,8 +170,7 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 	stopControl, err := p.serveControl(p.cfg.StatusSocket, log.With("part", "control"))
 	if err != nil {
 		log.Warn("no status socket; status and fixes fall back to reading the database", "err", err)
-	} else {
-		defer stopControl()
+		stopControl = func() {}
 	}
 	notifyLog("READY=1\nSTATUS=started")
 
@@ -216,6 +210,7 @@ wait:
 		}
 	}
 	notifyLog("STOPPING=1")
+	stopControl() // before the parts: nobody asks a buffer that is closing
 	stopRx()
 	stopUp()
 	stopBuf()

@@ -69,6 +69,8 @@ func Open(path string, opts Options) (*Buffer, error) {
 // openOnce opens and validates the file. Errors wrapping errCorrupt mean the
 // file should be moved aside.
 func (b *Buffer) openOnce(side uint64) error {
+	// A retry after quarantine starts from an empty file: nothing of the bad one's counts may carry over.
+	b.diskCount, b.diskBytes, b.diskOldest = 0, 0, time.Time{}
 	fi, err := os.Stat(b.path)
 	switch {
 	case err == nil && fi.Size() == 0:
@@ -248,25 +250,16 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 	}
 
 	// Decide the next seq. Seq 0 is never handed out, so "after 0" means "all".
+	var gapFrom uint64
+	b.next, gapFrom = nextSeq(side, dbHwm, committed, clean, hasClean)
 	switch {
 	case side > dbHwm:
-		// The database is not the one the sidecar belongs to (deleted,
-		// quarantined, or restored from an old copy).
-		b.next = side + 1
 		b.log.Info("database behind seq sidecar; continuing past the sidecar's mark",
 			"db_reserved", dbHwm, "sidecar_reserved", side, "next_seq", b.next)
-	case hasClean:
-		b.next = max(clean, 1)
-	case dbHwm > 0:
-		b.next = dbHwm + 1
-		from := max(committed, 1)
-		if from <= dbHwm {
-			b.st.SeqGap = dbHwm - from + 1
-			b.log.Info("unclean stop: skipping seqs that may have been handed out",
-				"gap_from", from, "gap_to", dbHwm, "next_seq", b.next)
-		}
-	default:
-		b.next = 1
+	case gapFrom > 0:
+		b.st.SeqGap = dbHwm - gapFrom + 1
+		b.log.Info("unclean stop: skipping seqs that may have been handed out",
+			"gap_from", gapFrom, "gap_to", dbHwm, "next_seq", b.next)
 	}
 	b.hwm = b.next - 1
 	b.db = db
@@ -367,4 +360,24 @@ func guard(fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// nextSeq decides where sequence numbers continue from, given the sidecar's reservation (side), the database's
+// (dbHwm), the seq after the last committed record (committed), and the clean-stop mark (clean, if hasClean).
+// gapFrom > 0 means an unclean stop: gapFrom..dbHwm may have been handed out and are skipped.
+func nextSeq(side, dbHwm, committed, clean uint64, hasClean bool) (next, gapFrom uint64) {
+	switch {
+	case side > dbHwm:
+		// The database is not the one the sidecar belongs to (deleted, quarantined, or restored from an old
+		// copy): continue past everything the sidecar reserved.
+		return side + 1, 0
+	case hasClean:
+		return max(clean, 1), 0
+	case dbHwm > 0:
+		if from := max(committed, 1); from <= dbHwm {
+			return dbHwm + 1, from
+		}
+		return dbHwm + 1, 0
+	}
+	return 1, 0
 }

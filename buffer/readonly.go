@@ -53,11 +53,12 @@ func OpenReadOnly(path string, opts Options) (*Buffer, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open buffer %s read-only: %w", path, err)
 	}
-	var hwm, clean uint64
+	var hwm, committed, clean uint64
 	var hasClean bool
 	_ = db.View(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			hwm, _ = getU64(m.Get(keyReserved))
+			committed, _ = getU64(m.Get(keyCommitted))
 			clean, hasClean = getU64(m.Get(keyClean))
 		}
 		return nil
@@ -66,12 +67,9 @@ func OpenReadOnly(path string, opts Options) (*Buffer, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		side = 0
 	}
-	hwm = max(hwm, side)
-	b.hwm = hwm
-	b.next = hwm + 1
-	if hasClean && clean <= hwm+1 && side <= hwm {
-		b.next = clean
-	}
+	// What the next Open would continue from.
+	b.next, _ = nextSeq(side, hwm, committed, clean, hasClean)
+	b.hwm = max(hwm, side, b.next-1)
 	b.db = db
 	return b, nil
 }

@@ -78,3 +78,49 @@ func TestOpenReadOnlyDamaged(t *testing.T) {
 		t.Errorf("read-only open moved the file aside: %v", aside)
 	}
 }
+
+// The read-only view reports the seq the next Open continues from, also when the database was restored from an
+// older copy and the sidecar is ahead of it.
+func TestReadOnlyNextSeqMatchesOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "buffer.db")
+	opts := quietOptions()
+	opts.SeqBlock = 10
+	appendClose := func(n int) {
+		b, err := Open(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := b.Append(func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendClose(3)
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendClose(40)                                        // reserves several more blocks: the sidecar moves on
+	if err := os.WriteFile(path, old, 0o640); err != nil { // restored from the old copy
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roNext := ro.Stats().NextSeq
+	ro.Close()
+	b, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if next := b.Stats().NextSeq; roNext != next || next <= 43 {
+		t.Errorf("read-only NextSeq %d, Open continues from %d (must be past 43, the seqs already handed out)", roNext, next)
+	}
+}

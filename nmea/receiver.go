@@ -98,7 +98,18 @@ type Receiver struct {
 	// open replaces OpenPort in tests.
 	open func(device string, baud int) (io.ReadCloser, error)
 
-	cur atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
+	cur  atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
+	beat atomic.Int64 // unix nanoseconds of the loop's last step: a read returned or an open was tried
+}
+
+// Heartbeat is when Run's loop last made a step: a read returned (data or the read timeout) or an open of the
+// device was tried. A silent or missing receiver still beats; only a stuck loop does not. Zero before Run.
+// Safe to call while Run runs.
+func (r *Receiver) Heartbeat() time.Time {
+	if n := r.beat.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // CurrentBaud returns the rate at which the receiver last delivered
@@ -177,6 +188,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			var port io.ReadCloser
+			r.beat.Store(time.Now().UnixNano())
 			port, err = open(r.Device, baud)
 			if err != nil {
 				openFailed = true
@@ -268,6 +280,7 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 	for {
 		n, err := port.Read(buf)
 		now := time.Now()
+		r.beat.Store(now.UnixNano())
 		if n > 0 {
 			got = true
 			before := d.valid
