@@ -37,11 +37,17 @@ func TestControlSocket(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	path := filepath.Join(t.TempDir(), "run", "agent.sock")
 	os.MkdirAll(filepath.Dir(path), 0o750)
-	writeFile(t, path, "stale") // left by a daemon that was killed
+	// A socket left by a daemon that was killed: bound, nobody listening any more.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
 	p := newTestPipeline(t, 7)
 	stop, err := p.serveControl(path, log)
 	if err != nil {
-		t.Fatalf("serveControl over a stale file: %v", err)
+		t.Fatalf("serveControl over a stale socket: %v", err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
