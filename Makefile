@@ -4,8 +4,9 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-# Tests run in parallel across packages; -race finds what the receiver, buffer and uplink goroutines share.
-TESTFLAGS ?= -race -count=1 -timeout 14m
+# -race finds what the receiver, buffer and uplink goroutines share. -p 1: one package at a time, so the
+# end-to-end tests (real processes, real timing) never share the 2 CI cores with another package's builds.
+TESTFLAGS ?= -race -count=1 -p 1 -timeout 14m
 
 .PHONY: help deps build test demo bench fuzz clean
 
