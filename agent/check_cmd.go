@@ -42,7 +42,7 @@ const checkTimeout = 15 * time.Second
 
 // checkCmd checks what a gateway needs, one verdict per line; the exit status is 1 if any check fails.
 func checkCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, _ io.Writer) error {
-	path := fs.String("config", "/etc/gps-agent/config.toml", "configuration file (TOML)")
+	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON, for programs")
 	listen := fs.Duration("listen", 3*time.Second, "how long to listen to a receiver the daemon is not reading")
 	if err := parseFlags(fs, args); err != nil {

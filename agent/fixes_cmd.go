@@ -21,8 +21,8 @@ import (
 
 // fixesCmd prints what the buffer holds: from the running daemon, or from a database file.
 func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
-	path := fs.String("config", "/etc/gps-agent/config.toml", "configuration file (TOML)")
-	db := fs.String("db", "", "read this buffer database (for example one copied off a gateway) instead of asking the daemon")
+	path := configFlag(fs)
+	db := dbFlag(fs)
 	format := fs.String("format", "table", "table, json, csv, geojson or gpx")
 	since := fs.String("since", "", "only fixes at or after this time: RFC 3339 (2026-11-25T14:00:00Z) or an age (90m)")
 	until := fs.String("until", "", "only fixes at or before this time: RFC 3339 or an age")

@@ -151,6 +151,19 @@ func topUsage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "\nRun 'gps-agent COMMAND --help' for a command's flags and an example.")
 }
 
+// defaultConfig is where the package installs the configuration.
+const defaultConfig = "/etc/gps-agent/config.toml"
+
+// configFlag is the --config flag every command that reads the configuration takes.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", defaultConfig, "configuration file (TOML)")
+}
+
+// dbFlag is the --db flag of the commands that can read a buffer database copied off a gateway.
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("db", "", "read this buffer database (for example one copied off a gateway) instead of asking the daemon")
+}
+
 // parseFlags parses a command's flags, reporting a usage error on stderr.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {

@@ -18,7 +18,7 @@ import (
 
 // runCmd is the daemon.
 func runCmd(ctx context.Context, fs *flag.FlagSet, args []string, _, stderr io.Writer) error {
-	path := fs.String("config", "/etc/gps-agent/config.toml", "configuration file (TOML)")
+	path := configFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

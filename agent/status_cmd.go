@@ -16,8 +16,8 @@ import (
 
 // statusCmd shows the daemon's state: asked through its socket while it runs, read from its database when not.
 func statusCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
-	path := fs.String("config", "/etc/gps-agent/config.toml", "configuration file (TOML)")
-	db := fs.String("db", "", "read this buffer database (for example one copied off a gateway) instead of asking the daemon")
+	path := configFlag(fs)
+	db := dbFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON, for programs")
 	if err := parseFlags(fs, args); err != nil {
 		return err
