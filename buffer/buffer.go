@@ -166,6 +166,26 @@ func (e entry) record() Record {
 	return Record{Seq: e.seq, Data: slices.Clone(e.data), Appended: e.at}
 }
 
+// scanDisk reads up to max committed records not in acked, walking the records bucket from first in the
+// direction of step: Oldest walks forward from a seq, Newest backward from the last.
+func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*bolt.Cursor) ([]byte, []byte)) ([]Record, error) {
+	var disk []Record
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := first(c); k != nil && len(disk) < max; k, v = step(c) {
+			r, ok, err := diskRecord(k, v, acked)
+			if err != nil {
+				return err
+			}
+			if ok {
+				disk = append(disk, r)
+			}
+		}
+		return nil
+	})
+	return disk, err
+}
+
 // snapshotAcked copies the set of acked committed records with seq > after.
 // A drain acks what it read, so Oldest(after) copies nothing instead of
 // every ack since the last commit. Caller holds mu.
@@ -212,20 +232,8 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 		return out, nil
 	}
 
-	var disk []Record
-	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(disk) < max; k, v = c.Next() {
-			r, ok, err := diskRecord(k, v, acked)
-			if err != nil {
-				return err
-			}
-			if ok {
-				disk = append(disk, r)
-			}
-		}
-		return nil
-	})
+	disk, err := b.scanDisk(max, acked,
+		func(c *bolt.Cursor) ([]byte, []byte) { return c.Seek(seqKey(after + 1)) }, (*bolt.Cursor).Next)
 	if err != nil {
 		return nil, fmt.Errorf("read oldest after seq %d: %w", after, err)
 	}
@@ -258,20 +266,7 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	if !onDisk {
 		return out, nil
 	}
-	var disk []Record
-	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.Last(); k != nil && len(disk) < max; k, v = c.Prev() {
-			r, ok, err := diskRecord(k, v, acked)
-			if err != nil {
-				return err
-			}
-			if ok {
-				disk = append(disk, r)
-			}
-		}
-		return nil
-	})
+	disk, err := b.scanDisk(max, acked, (*bolt.Cursor).Last, (*bolt.Cursor).Prev)
 	if err != nil {
 		return nil, fmt.Errorf("read newest: %w", err)
 	}
