@@ -163,15 +163,14 @@ func sameFixes(a, b []Fix) bool {
 }
 
 // seedFromLogs calls add with every real log, in pieces of at most 4 KiB
-// (the fuzzer mutates and minimises small inputs far faster): the testdata
-// copies, and the shared gpsd logs when they are mounted.
+// (the fuzzer mutates and minimises small inputs far faster): every log in
+// testdata.
 func seedFromLogs(f *testing.F, add func([]byte)) {
 	logs, _ := filepath.Glob("testdata/*.log")
-	shared, _ := filepath.Glob(filepath.Join(sharedLogs, "*.log"))
 	if len(logs) == 0 {
 		f.Fatal("no logs in testdata")
 	}
-	for _, l := range append(logs, shared...) {
+	for _, l := range logs {
 		data, err := os.ReadFile(l)
 		if err != nil {
 			f.Fatal(err)
