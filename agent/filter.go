@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
@@ -57,31 +59,43 @@ func DefaultFilterConfig() FilterConfig {
 type dropReason int
 
 const (
-	dropPeriod    dropReason = iota // sooner than MinPeriod after the last kept fix
-	dropDistance                    // moving, but neither far enough nor turned enough
-	dropStopped                     // stopped, heartbeat not due
-	dropQuality                     // below MinQuality
-	dropHDOP                        // above MaxHDOP
-	dropSats                        // fewer than MinSats
-	dropBackwards                   // GNSS time not after the last kept fix (receiver restart, replayed data)
+	dropPeriod   dropReason = iota // sooner than MinPeriod after the last kept fix
+	dropDistance                   // moving, but neither far enough nor turned enough
+	dropStopped                    // stopped, heartbeat not due
+	dropQuality                    // below MinQuality
+	dropHDOP                       // above MaxHDOP
+	dropSats                       // fewer than MinSats
+	dropTimeJump                   // GNSS time jumped and fewer than jumpAgree epochs agree yet (timejump.go)
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"period", "distance", "stopped", "quality", "hdop", "sats", "time_backwards"}
+var dropNames = [numDropReasons]string{"period", "distance", "stopped", "quality", "hdop", "sats", "time_jump"}
 
 // filter keeps or drops each fix. Not safe for concurrent use except its counters.
 type filter struct {
 	cfg     FilterConfig
-	last    nmea.Fix // the last kept fix
-	lastMov bool     // whether the truck was moving at the last kept fix
-	kept    bool     // whether any fix was kept yet
+	log     *slog.Logger // nil: no log
+	time    timeline     // judges each fix's GNSS time before any rule compares times
+	last    nmea.Fix     // the last kept fix
+	lastMov bool         // whether the truck was moving at the last kept fix
+	kept    bool         // whether any fix was kept yet on the current timeline
 	dropped [numDropReasons]atomic.Uint64
+
+	jumpLogged bool     // a dropped jump was logged: once per run, the counter has the rest
+	jumps      logLimit // accepted jumps, logged at most once a minute
 }
 
-func newFilter(cfg FilterConfig) *filter { return &filter{cfg: cfg} }
+func newFilter(cfg FilterConfig) *filter {
+	return &filter{cfg: cfg, jumps: logLimit{every: time.Minute}}
+}
 
-// keep reports whether f is kept; a dropped fix is counted by reason.
-func (fl *filter) keep(f nmea.Fix) bool {
+// keep reports whether f, received at rx (time.Now, for its monotonic reading), is kept; a dropped fix is counted
+// by reason.
+func (fl *filter) keep(f nmea.Fix, rx time.Time) bool {
+	if !fl.timeHolds(f, rx) {
+		fl.dropped[dropTimeJump].Add(1)
+		return false
+	}
 	if r, ok := fl.decide(f); !ok {
 		fl.dropped[r].Add(1)
 		return false
@@ -103,10 +117,9 @@ func (fl *filter) decide(f nmea.Fix) (dropReason, bool) {
 	if !fl.kept {
 		return 0, true
 	}
+	// The timeline makes the kept fixes' times increase: elapsed > 0.
 	elapsed := f.Time.Sub(fl.last.Time)
 	switch {
-	case elapsed <= 0:
-		return dropBackwards, false
 	case elapsed < c.MinPeriod.Duration:
 		return dropPeriod, false
 	case elapsed >= c.Heartbeat.Duration:
@@ -124,6 +137,28 @@ func (fl *filter) decide(f nmea.Fix) (dropReason, bool) {
 		return 0, true
 	}
 	return dropDistance, false
+}
+
+// timeHolds reports whether f's GNSS time may be used: it follows the timeline, or it is the jumpAgree-th epoch
+// agreeing with a jump, which starts a new one. No single epoch decides the timeline, so none can wedge the filter.
+func (fl *filter) timeHolds(f nmea.Fix, rx time.Time) bool {
+	switch fl.time.step(stamp{gnss: f.Time, rx: rx}) {
+	case timeSuspect:
+		if !fl.jumpLogged && fl.log != nil {
+			fl.log.Warn("GNSS time jumped: fix dropped", "gnss_time", f.Time, "timeline_at", fl.time.last.gnss,
+				"hint", fmt.Sprintf("a corrupted date, or the receiver's clock moved; the jump is accepted once %d epochs in a row agree; "+
+					"further drops are only counted (filter time_jump)", jumpAgree))
+			fl.jumpLogged = true
+		}
+		return false
+	case timeJumped:
+		fl.kept = false // nothing before the jump is compared with what follows it
+		fl.jumps.note()
+		if n, ok := fl.jumps.due(rx); ok && fl.log != nil {
+			fl.log.Warn("GNSS time jump accepted", "gnss_time", f.Time, "agreeing_epochs", jumpAgree, "jumps", n)
+		}
+	}
+	return true
 }
 
 // moving: a fix without speed counts as moving, so that it is judged by distance rather than dropped as parked.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func (d *drive) run(n int, period time.Duration, speed, course float64) *drive {
 func keptTimes(fl *filter, fixes []nmea.Fix) []time.Duration {
 	var out []time.Duration
 	for _, f := range fixes {
-		if fl.keep(f) {
+		if fl.keep(f, f.Time) {
 			out = append(out, f.Time.Sub(t0))
 		}
 	}
@@ -112,7 +113,7 @@ func TestFilterQualityAndCounts(t *testing.T) {
 				tt.mutate(&f)
 			}
 			fl := newFilter(cfg)
-			kept := fl.keep(f)
+			kept := fl.keep(f, f.Time)
 			if kept != (tt.reason == "") {
 				t.Fatalf("kept = %v, want reason %q", kept, tt.reason)
 			}
@@ -129,15 +130,127 @@ func TestFilterQualityAndCounts(t *testing.T) {
 	}
 }
 
-func TestFilterTimeBackwards(t *testing.T) {
-	fl := newFilter(DefaultFilterConfig())
-	d := newDrive().run(3, time.Second, 50, 0)
-	fl.keep(d.fixes[2])
-	if fl.keep(d.fixes[0]) {
-		t.Fatal("kept a fix older than the last kept one")
+// epochAt is an epoch at GNSS time t0+gnss, received at r0+rx on the gateway's monotonic clock.
+type epochAt struct{ gnss, rx time.Duration }
+
+// r0 is the receive clock's origin: any instant, the filter only compares receive times with each other.
+var r0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestFilterTimeJump(t *testing.T) {
+	const s = time.Second
+	day, week := 24*time.Hour, 7*24*time.Hour
+	y2079 := time.Date(2079, 11, 25, 12, 0, 3, 0, time.UTC).Sub(t0) // a corrupted RMC date that passed the checksum
+	at1Hz := func(gnss ...time.Duration) []epochAt {                // received at the pace of the GNSS times' slots
+		e := make([]epochAt, len(gnss))
+		for i, g := range gnss {
+			e[i] = epochAt{g, time.Duration(i) * s}
+		}
+		return e
 	}
-	if fl.dropped[dropBackwards].Load() != 1 {
-		t.Fatal("not counted as time_backwards")
+	tests := []struct {
+		name     string
+		epochs   []epochAt
+		kept     []int // indexes of kept epochs
+		dropped  uint64
+		accepted int // jumps accepted
+	}{
+		{"steady 1 Hz", at1Hz(0, 1*s, 2*s, 3*s), []int{0, 1, 2, 3}, 0, 0},
+		{"isolated 2079 epoch dropped, the next good ones kept",
+			at1Hz(0, 1*s, 2*s, y2079, 4*s, 5*s, 6*s), []int{0, 1, 2, 4, 5, 6}, 1, 0},
+		{"isolated epoch a day back dropped", at1Hz(0, 1*s, 2*s, 3*s-day, 4*s, 5*s), []int{0, 1, 2, 4, 5}, 1, 0},
+		{"a repeated epoch time is dropped", at1Hz(0, 1*s, 1*s, 2*s), []int{0, 1, 3}, 1, 0},
+		{"a backwards step is accepted once 3 epochs agree",
+			at1Hz(0, 1*s, 2*s, 3*s-time.Hour, 4*s-time.Hour, 5*s-time.Hour, 6*s-time.Hour), []int{0, 1, 2, 5, 6}, 2, 1},
+		{"a week forward with no receive time to explain it (gateway suspended) is accepted once 3 epochs agree",
+			at1Hz(0, 1*s, 2*s, 3*s+week, 4*s+week, 5*s+week, 6*s+week), []int{0, 1, 2, 5, 6}, 2, 1},
+		{"a forward gap explained by the receive time elapsed is accepted at once",
+			[]epochAt{{0, 0}, {1 * s, 1 * s}, {week, week + 400*time.Millisecond}, {week + s, week + s}},
+			[]int{0, 1, 2, 3}, 0, 0},
+		{"epochs received in a burst (buffered) keep their GNSS pace",
+			[]epochAt{{0, 0}, {1 * s, 1 * s}, {2 * s, 5 * s}, {3 * s, 5*s + time.Millisecond}, {4 * s, 5*s + 2*time.Millisecond}},
+			[]int{0, 1, 2, 3, 4}, 0, 0},
+		{"two suspect epochs that disagree are both dropped",
+			at1Hz(0, 1*s, 2*s, y2079, -20*365*day, 5*s, 6*s), []int{0, 1, 2, 5, 6}, 2, 0},
+		{"a run of suspects broken by a good epoch starts over",
+			at1Hz(0, 1*s, 2*s, 3*s+day, 4*s+day, 5*s, 6*s+day, 7*s+day, 8*s), []int{0, 1, 2, 5, 8}, 4, 0},
+		{"a bad first epoch is kept (nothing to judge it by), then the good ones take over after 3",
+			at1Hz(y2079, 1*s, 2*s, 3*s, 4*s), []int{0, 3, 4}, 2, 1},
+		{"10 Hz backwards step accepted after 3 epochs",
+			[]epochAt{{0, 0}, {100 * time.Millisecond, 100 * time.Millisecond},
+				{200*time.Millisecond - day, 200 * time.Millisecond}, {300*time.Millisecond - day, 300 * time.Millisecond},
+				{400*time.Millisecond - day, 400 * time.Millisecond}, {500*time.Millisecond - day, 500 * time.Millisecond}},
+			[]int{0, 1, 4, 5}, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			fl := newFilter(FilterConfig{}) // keeps every fix the time rule lets through
+			fl.log = slog.New(slog.NewTextHandler(&logs, nil))
+			var kept []int
+			for i, e := range tt.epochs {
+				f := nmea.Fix{Time: t0.Add(e.gnss), Lat: 53.5, Lon: 10, Quality: 1, HDOP: 1, SpeedKmh: 50}
+				if fl.keep(f, r0.Add(e.rx)) {
+					kept = append(kept, i)
+				}
+			}
+			if !slices.Equal(kept, tt.kept) {
+				t.Errorf("kept %v, want %v", kept, tt.kept)
+			}
+			if got := fl.dropped[dropTimeJump].Load(); got != tt.dropped {
+				t.Errorf("dropped as time_jump: %d, want %d", got, tt.dropped)
+			}
+			if got := strings.Count(logs.String(), "GNSS time jump accepted"); got != tt.accepted {
+				t.Errorf("logged %d accepted jumps, want %d:\n%s", got, tt.accepted, logs.String())
+			}
+			if n := strings.Count(logs.String(), "GNSS time jumped"); n != min(int(tt.dropped), 1) {
+				t.Errorf("logged %d dropped epochs, want them logged once per run:\n%s", n, logs.String())
+			}
+		})
+	}
+}
+
+// TestFilterBadDateHour is the field report: one epoch dated 2079 (a corrupted RMC date that still passed the
+// checksum), then an hour of good fixes. None of them may be lost to it.
+func TestFilterBadDateHour(t *testing.T) {
+	good := newDrive().run(3599, time.Second, 50, 0).fixes
+	bad := good[0]
+	bad.Time = time.Date(2079, bad.Time.Month(), bad.Time.Day(), 12, 0, 2, 0, time.UTC)
+	rx := func(i int) time.Time { return r0.Add(time.Duration(i) * time.Second) }
+
+	clean := newFilter(DefaultFilterConfig())
+	cleanKept := make([]bool, len(good))
+	for i, f := range good {
+		cleanKept[i] = clean.keep(f, rx(i))
+	}
+	for _, tt := range []struct {
+		name string
+		at   int // index of the bad epoch: the good fixes from good[at] on follow it
+		lose int // good fixes after it that may be lost
+	}{
+		{"after a first good fix: 3,598 good fixes follow", 1, 0},
+		{"as the first fix after start (nothing to judge it by)", 0, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fixes := slices.Insert(slices.Clone(good), tt.at, bad)
+			fl := newFilter(DefaultFilterConfig())
+			got, want := 0, 0
+			for i, f := range fixes {
+				kept := fl.keep(f, rx(i))
+				if i <= tt.at {
+					continue
+				}
+				if kept {
+					got++
+				}
+				if cleanKept[i-1] {
+					want++
+				}
+			}
+			if got < want-tt.lose {
+				t.Errorf("kept %d of the %d good fixes after the 2079 epoch, want %d (as without it, less %d)",
+					got, len(fixes)-tt.at-1, want-tt.lose, tt.lose)
+			}
+		})
 	}
 }
 

@@ -19,7 +19,7 @@ func ingest(log []byte, enc *recordEncoder, buf *[]byte) int {
 	fl := newFilter(FilterConfig{MinPeriod: Duration{0}, Heartbeat: Duration{time.Hour}})
 	n := 0
 	nmea.Decode(bytes.NewReader(log), func(f nmea.Fix) {
-		if !fl.keep(f) {
+		if !fl.keep(f, f.Time) { // a capture: received at its own pace
 			return
 		}
 		n++

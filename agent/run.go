@@ -80,6 +80,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	enc := newRecordEncoder(cfg.TruckID)
 	fl := newFilter(cfg.Filter)
+	fl.log = log.With("part", "filter")
 	clock := &clockWatch{log: log.With("part", "clock")}
 	rxCounters := new(nmea.Counters)
 	p := &pipeline{started: time.Now(), cfg: cfg, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up}
@@ -93,7 +94,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			now := time.Now()
 			p.lastFix.Store(summarize(f))
 			clock.observe(f.Time, now)
-			if !fl.keep(f) {
+			if !fl.keep(f, now) {
 				return
 			}
 			// Append does not wait on disk. It fails only when no seq can be handed out safely (commits have
