@@ -85,9 +85,7 @@ type filter struct {
 	jumps      logLimit // accepted jumps, logged at most once a minute
 }
 
-func newFilter(cfg FilterConfig) *filter {
-	return &filter{cfg: cfg, jumps: logLimit{every: time.Minute}}
-}
+func newFilter(cfg FilterConfig) *filter { return &filter{cfg: cfg} }
 
 // keep reports whether f, received at rx (time.Now, for its monotonic reading), is kept; a dropped fix is counted
 // by reason.
@@ -154,7 +152,7 @@ func (fl *filter) timeHolds(f nmea.Fix, rx time.Time) bool {
 	case timeJumped:
 		fl.kept = false // nothing before the jump is compared with what follows it
 		fl.jumps.note()
-		if n, ok := fl.jumps.due(rx); ok && fl.log != nil {
+		if n, ok := fl.jumps.due(rx, time.Minute); ok && fl.log != nil {
 			fl.log.Warn("GNSS time jump accepted", "gnss_time", f.Time, "agreeing_epochs", jumpAgree, "jumps", n)
 		}
 	}

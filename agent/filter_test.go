@@ -253,23 +253,3 @@ func TestFilterBadDateHour(t *testing.T) {
 		})
 	}
 }
-
-func TestClockWatch(t *testing.T) {
-	var logs bytes.Buffer
-	c := &clockWatch{log: slog.New(slog.NewTextHandler(&logs, nil))}
-	gnss := t0
-	steps := []time.Duration{0, 500 * time.Millisecond, 10 * time.Second, 10*time.Second + 100*time.Millisecond, 30 * time.Second, 0}
-	for i, off := range steps {
-		c.observe(gnss.Add(time.Duration(i)*time.Second), gnss.Add(time.Duration(i)*time.Second+off))
-	}
-	out := logs.String()
-	if n := strings.Count(out, "gateway clock is off GNSS time"); n != 2 {
-		t.Errorf("logged the offset %d times, want 2 (once at 10s, once when it changed to 30s):\n%s", n, out)
-	}
-	if !strings.Contains(out, "offset=10s") || !strings.Contains(out, "offset=30s") || !strings.Contains(out, "agrees with GNSS time again") {
-		t.Errorf("log:\n%s", out)
-	}
-	if got := c.skewed.Load(); got != 3 {
-		t.Errorf("skewed fixes = %d, want 3", got)
-	}
-}

@@ -7,7 +7,6 @@ import "time"
 // when one is due and stands for every event noted since the last line. Counters elsewhere still count every event.
 // Not safe for concurrent use.
 type logLimit struct {
-	every   time.Duration
 	last    time.Time // when the last line went out; zero: none yet
 	pending uint64    // events noted since then
 }
@@ -15,10 +14,10 @@ type logLimit struct {
 // note records an event to report.
 func (l *logLimit) note() { l.pending++ }
 
-// due reports whether a line should go out at now, and how many events it stands for. now should come from
-// time.Now (its monotonic reading makes the interval immune to wall-clock steps).
-func (l *logLimit) due(now time.Time) (events uint64, ok bool) {
-	if l.pending == 0 || (!l.last.IsZero() && now.Sub(l.last) < l.every) {
+// due reports whether a line should go out at now, every after the last one, and how many events it stands for.
+// now should come from time.Now (its monotonic reading makes the interval immune to wall-clock steps).
+func (l *logLimit) due(now time.Time, every time.Duration) (events uint64, ok bool) {
+	if l.pending == 0 || (!l.last.IsZero() && now.Sub(l.last) < every) {
 		return 0, false
 	}
 	events, l.pending, l.last = l.pending, 0, now

@@ -50,8 +50,9 @@ func summarize(f nmea.Fix) *FixSummary {
 
 // ClockStatus compares the gateway clock with GNSS time.
 type ClockStatus struct {
-	OffsetMs    int64  `json:"offset_ms"`    // gateway - GNSS at the last fix
-	SkewedFixes uint64 `json:"skewed_fixes"` // fixes received while the offset was beyond 2 s
+	OffsetMs      int64  `json:"offset_ms"`      // gateway - GNSS at the last fix
+	SkewedFixes   uint64 `json:"skewed_fixes"`   // fixes received while the offset was beyond 2 s
+	OffsetChanges uint64 `json:"offset_changes"` // times the offset went beyond 2 s, moved by more while beyond, or came back
 }
 
 func (p *pipeline) status() Status {
@@ -67,8 +68,9 @@ func (p *pipeline) status() Status {
 		Filter: map[string]uint64{},
 		Lost:   p.appendErrors.Load(),
 		Clock: ClockStatus{
-			OffsetMs:    time.Duration(p.clock.offset.Load()).Milliseconds(),
-			SkewedFixes: p.clock.skewed.Load(),
+			OffsetMs:      time.Duration(p.clock.offset.Load()).Milliseconds(),
+			SkewedFixes:   p.clock.skewed.Load(),
+			OffsetChanges: p.clock.changes.Load(),
 		},
 		Buffer: p.buf.Stats(),
 		Uplink: p.up.Stats(),
@@ -93,6 +95,6 @@ func (s Status) logAttrs() []any {
 			"dropped", s.Buffer.DroppedMaxBytes+s.Buffer.DroppedMaxAge, "commit_errors", s.Buffer.CommitErrors),
 		slog.Group("uplink", "acked", s.Uplink.RecordsAcked, "calls", s.Uplink.Calls, "retries", s.Uplink.Retries,
 			"throttles", s.Uplink.Throttles, "bytes_sent", s.Uplink.BytesSent, "bytes_received", s.Uplink.BytesReceived),
-		slog.Group("clock", "offset_ms", s.Clock.OffsetMs),
+		slog.Group("clock", "offset_ms", s.Clock.OffsetMs, "offset_changes", s.Clock.OffsetChanges),
 	}
 }
