@@ -3,7 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The build's time: the last commit's, so a rebuild of the same commit gives the same bytes. Every timestamp in
+# packages is this (cross/cross.mk), and the binary takes it as its build date: the GPS week-rollover correction
+# moves no date forward that is after it (agent/rollover.go). 0 (no git) makes the binary use its fallback date.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildEpoch=$(SOURCE_DATE_EPOCH)
 # -race finds what the receiver, buffer and uplink goroutines share. -p 1: one package at a time, so the
 # end-to-end tests (real processes, real timing) never share the 2 CI cores with another package's builds.
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 14m

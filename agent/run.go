@@ -83,7 +83,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	fl.log = log.With("part", "filter")
 	clock := &clockWatch{log: log.With("part", "clock")}
 	rxCounters := new(nmea.Counters)
-	p := &pipeline{started: time.Now(), cfg: cfg, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up}
+	p := &pipeline{started: time.Now(), cfg: cfg, rxCounters: rxCounters, filter: fl, clock: clock, buf: buf, up: up,
+		rollover: weekRollover{notBefore: buildDate(), log: log.With("part", "receiver")}}
 	p.rx = &nmea.Receiver{
 		Device:   cfg.Receiver.Device,
 		Baud:     int(cfg.Receiver.Baud),
@@ -92,6 +93,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Counters: rxCounters,
 		OnFix: func(f nmea.Fix) {
 			now := time.Now()
+			f = p.rollover.fix(f)
 			p.lastFix.Store(summarize(f))
 			clock.observe(f.Time, now)
 			if !fl.keep(f, now) {
@@ -112,8 +114,9 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 	}
 
-	log.Info("gps-agent started", "version", version, "truck_id", cfg.TruckID, "device", cfg.Receiver.Device,
-		"baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream, "buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
+	log.Info("gps-agent started", "version", version, "built", p.rollover.notBefore.Format(time.DateOnly),
+		"truck_id", cfg.TruckID, "device", cfg.Receiver.Device, "baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream,
+		"buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
 
 	err = p.run(ctx, log)
 	log.Info("gps-agent stopped", p.status().logAttrs()...)
@@ -131,6 +134,7 @@ type pipeline struct {
 	buf        *buffer.Buffer
 	up         *uplink.Uplink
 	lastFix    atomic.Pointer[FixSummary] // the receiver's last fix, for status
+	rollover   weekRollover               // corrects the dates of receivers with the week-number rollover bug
 
 	appendErrors  atomic.Uint64 // fixes the buffer refused (lost)
 	appendFailing atomic.Bool   // the last Append failed: log only the first of a run

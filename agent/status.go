@@ -53,6 +53,8 @@ type ClockStatus struct {
 	OffsetMs      int64  `json:"offset_ms"`      // gateway - GNSS at the last fix
 	SkewedFixes   uint64 `json:"skewed_fixes"`   // fixes received while the offset was beyond 2 s
 	OffsetChanges uint64 `json:"offset_changes"` // times the offset went beyond 2 s, moved by more while beyond, or came back
+	// RolloverFixes counts fixes whose GNSS date was moved forward by whole 1024-week eras (rollover.go).
+	RolloverFixes uint64 `json:"week_rollover_fixes"`
 }
 
 func (p *pipeline) status() Status {
@@ -71,6 +73,7 @@ func (p *pipeline) status() Status {
 			OffsetMs:      time.Duration(p.clock.offset.Load()).Milliseconds(),
 			SkewedFixes:   p.clock.skewed.Load(),
 			OffsetChanges: p.clock.changes.Load(),
+			RolloverFixes: p.rollover.fixed.Load(),
 		},
 		Buffer: p.buf.Stats(),
 		Uplink: p.up.Stats(),
@@ -95,6 +98,7 @@ func (s Status) logAttrs() []any {
 			"dropped", s.Buffer.DroppedMaxBytes+s.Buffer.DroppedMaxAge, "commit_errors", s.Buffer.CommitErrors),
 		slog.Group("uplink", "acked", s.Uplink.RecordsAcked, "calls", s.Uplink.Calls, "retries", s.Uplink.Retries,
 			"throttles", s.Uplink.Throttles, "bytes_sent", s.Uplink.BytesSent, "bytes_received", s.Uplink.BytesReceived),
-		slog.Group("clock", "offset_ms", s.Clock.OffsetMs, "offset_changes", s.Clock.OffsetChanges),
+		slog.Group("clock", "offset_ms", s.Clock.OffsetMs, "offset_changes", s.Clock.OffsetChanges,
+			"week_rollover_fixes", s.Clock.RolloverFixes),
 	}
 }

@@ -5,7 +5,8 @@
 #
 # Reproducible: CGO off (no host C toolchain or libc leaks in), -trimpath (no build paths), -buildid= (no
 # content hash of the inputs' paths), -buildvcs=false (no VCS stamp that changes with untracked files), and the
-# file's mtime set to SOURCE_DATE_EPOCH so archives made from it match too.
+# file's mtime set to SOURCE_DATE_EPOCH so archives made from it match too. SOURCE_DATE_EPOCH is also the binary's
+# build date (main.buildEpoch): the GPS week-rollover correction counts from it (agent/rollover.go).
 set -euo pipefail
 out=$1
 shift
@@ -24,7 +25,7 @@ for arch in "$@"; do
   dir="$out/linux_$arch"
   mkdir -p "$dir"
   (cd "$root" && env CGO_ENABLED=0 GOOS=linux "${env[@]}" "$GO" build -trimpath -buildvcs=false \
-    -ldflags "-s -w -buildid= -X main.version=$VERSION -X main.commit=$COMMIT" \
+    -ldflags "-s -w -buildid= -X main.version=$VERSION -X main.commit=$COMMIT -X main.buildEpoch=$SOURCE_DATE_EPOCH" \
     -o "$dir/gps-agent" ./agent)
   touch -h -d "@$SOURCE_DATE_EPOCH" "$dir/gps-agent"
   echo "built $dir/gps-agent ($(stat -c %s "$dir/gps-agent") bytes)"

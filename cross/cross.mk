@@ -1,6 +1,6 @@
 # Firmware builds: static, reproducible binaries and packages for the gateways, and the unit tests under ARM
 # emulation. Included from the top Makefile (`include cross/cross.mk`), so paths are from the repository root
-# and VERSION, COMMIT and GO come from there.
+# and VERSION, COMMIT, GO and SOURCE_DATE_EPOCH come from there.
 #
 #   make cross      dist/linux_{armv6,armv7,arm64,amd64,mipsle}/gps-agent
 #   make package    dist/gps-agent_VERSION_ARCH.{deb,ipk} and dist/gps-agent_VERSION_linux_ARCH.tar.gz
@@ -9,10 +9,9 @@
 
 CROSS_ARCHES ?= armv6 armv7 arm64 amd64 mipsle
 DIST ?= dist
-# Every timestamp in binaries' files and packages. Default: the last commit's time, so a rebuild of the same
-# commit, on any machine and any day, gives the same bytes.
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-export SOURCE_DATE_EPOCH
+# SOURCE_DATE_EPOCH (top Makefile) is every timestamp in binaries' files and packages, and the binaries' build
+# date. Default: the last commit's time, so a rebuild of the same commit, on any machine and any day, gives the
+# same bytes.
 NFPM := bin/nfpm
 
 .PHONY: cross package test-arm lint-deb
