@@ -16,7 +16,8 @@ import (
 // While moving, a fix is kept when at least MinPeriod has passed since the last kept fix and the truck has moved
 // MinDistanceM, or turned MinCourseChangeDeg, or Heartbeat has passed. Stopping or starting (crossing
 // StopSpeedKmh) keeps the next fix MinPeriod allows. While stopped, one fix per Heartbeat is kept. Fixes below
-// the quality floors (MinQuality, MaxHDOP, MinSats) are never kept.
+// the quality floors (MinQuality, MaxHDOP, MinSats) are never kept. Before any rule compares times, a fix's GNSS
+// time must follow the epochs before it: one that jumps is dropped until 3 epochs in a row agree (timejump.go).
 type FilterConfig struct {
 	// MinPeriod is the least time between two kept fixes. Default 1s: a 10 Hz receiver is thinned to 1 Hz, which
 	// is finer than a dashboard map shows, and a tenth of the bytes.
