@@ -205,6 +205,7 @@ type Uplink struct {
 	backfillAt   time.Time // no backfill before this (fleet jitter)
 	startChecked bool      // the start-up backlog check is done
 	callFailures int       // consecutive calls that got no reply or an error reply
+	credsLogged  time.Time // when a credentials failure was last logged
 
 	wire  *wireCounter                          // measured bytes, if the client has them
 	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
@@ -221,6 +222,9 @@ const (
 	// reply) taken for an outage, after which the backfill is delayed:
 	// one or two lost calls are routine on a cellular link.
 	outageCalls = 3
+	// credentialsLogEvery rate-limits the credentials log line: the
+	// counters and status show the failure meanwhile.
+	credentialsLogEvery = 10 * time.Minute
 )
 
 // New returns an Uplink sending what q holds to the stream through api.
@@ -360,8 +364,7 @@ func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}
 // [0, min(MaxBackoff, base*2^n)]), which spreads a fleet's retries after a
 // regional outage instead of synchronising them.
 func (u *Uplink) backoff(err error) time.Duration {
-	var pe *PermanentError
-	if errors.As(err, &pe) {
+	if needsPerson(err) {
 		return u.cfg.MaxBackoff
 	}
 	ceiling := u.cfg.MaxBackoff
@@ -676,10 +679,10 @@ func (u *Uplink) callContext(ctx context.Context) (context.Context, context.Canc
 	}
 }
 
-// worse returns the more severe of a and b: permanent beats retryable.
+// worse returns the more severe of a and b: what needs a person beats
+// what clears by itself.
 func worse(a, b error) error {
-	var pe *PermanentError
-	if a == nil || (errors.As(b, &pe) && !errors.As(a, &pe)) {
+	if a == nil || (needsPerson(b) && !needsPerson(a)) {
 		return b
 	}
 	return a
@@ -689,17 +692,27 @@ func worse(a, b error) error {
 // the failure differs from the last one logged.
 func (u *Uplink) fail(err error) {
 	u.failures++
+	now := time.Now()
 	u.mu.Lock()
 	u.stats.LastError = err.Error()
-	u.stats.LastErrorTime = time.Now()
+	u.stats.LastErrorTime = now
 	u.mu.Unlock()
 
 	var pe *PermanentError
-	permanent := errors.As(err, &pe)
+	var ce *CredentialsError
 	key := errKey(err)
 	switch {
 	case key == u.logged:
-	case permanent:
+	case errors.As(err, &ce):
+		// A source that flips between failing and unreachable (an IoT
+		// provider in poor coverage) would otherwise log at every flip.
+		if !u.credsLogged.IsZero() && now.Sub(u.credsLogged) < credentialsLogEvery {
+			return
+		}
+		u.logged, u.credsLogged = key, now
+		u.log.Error("uplink: no aws credentials kinesis accepts; retrying every max backoff",
+			"stream", u.cfg.Stream, "err", err, "retry_in", u.cfg.MaxBackoff)
+	case errors.As(err, &pe):
 		u.logged = key
 		u.log.Error("uplink: kinesis rejects records; retrying every max backoff",
 			"stream", u.cfg.Stream, "err", err, "retry_in", u.cfg.MaxBackoff)
@@ -727,6 +740,10 @@ func errKey(err error) string {
 	var pe *PermanentError
 	if errors.As(err, &pe) {
 		return "permanent " + pe.Code + " " + pe.Message
+	}
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return "credentials " + ce.Code + " " + ce.Message
 	}
 	var re *RetryableError
 	if errors.As(err, &re) {
