@@ -57,7 +57,8 @@ const (
 	// Kinesis answers in tens of milliseconds.
 	responseHeaderTimeout = 10 * time.Second
 	// callTimeout bounds one whole HTTP exchange, including uploading up to
-	// 5 MiB on a slow uplink (5 MiB at ~1 Mbit/s is ~40 s).
+	// 5 MiB on a slow uplink (5 MiB at ~1 Mbit/s is ~40 s). MaxCallTime
+	// allows for two: a credentials refresh (IoT, STS) and the call.
 	callTimeout = 60 * time.Second
 	// idleConnTimeout keeps the connection warm between fixes (one a second)
 	// but lets NAT-expired connections go; carriers drop idle NAT entries

@@ -38,7 +38,14 @@ type Stats struct {
 	// BackfillAt is when the backfill may start after its fleet-jitter
 	// delay (start-up with a backlog, end of an outage); zero if never
 	// delayed.
-	BackfillAt    time.Time `json:"backfill_at"`
+	BackfillAt time.Time `json:"backfill_at"`
+	// NextAttempt is when the run loop is due to act next: the end of the
+	// wait it is in (linger, backoff, backfill delay, pace), or, while it
+	// works (a call, the queue), when that work began; a step takes at most
+	// MaxCallTime. Zero while the loop waits for new records with nothing it
+	// could send, and when Run is not running. A watchdog compares it with
+	// the time: a loop well past it is stuck, one before it is waiting.
+	NextAttempt   time.Time `json:"next_attempt"`
 	LastSuccess   time.Time `json:"last_success"` // when Kinesis last stored a record
 	LastError     string    `json:"last_error"`   // the last failure, with the AWS message
 	LastErrorTime time.Time `json:"last_error_time"`

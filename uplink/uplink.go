@@ -86,6 +86,11 @@ const (
 	// DefaultStopTimeout lets one call finish on stop; well inside
 	// systemd's default 90 s stop timeout.
 	DefaultStopTimeout = 5 * time.Second
+	// MaxCallTime is the longest one PutRecords call may take before the
+	// uplink abandons it: a client from NewClient spends at most a minute
+	// refreshing credentials (IoT, STS) and a minute on the HTTP exchange.
+	// A watchdog adds it to Stats.NextAttempt.
+	MaxCallTime = 2 * time.Minute
 )
 
 // Config configures an Uplink. The zero value of optional fields selects the
@@ -268,6 +273,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return errors.New("run uplink: already running")
 	}
 	defer u.running.Store(false)
+	u.setNextAttempt(time.Now())
+	defer u.setNextAttempt(time.Time{})
 
 	u.pace.start(time.Now())
 	u.startChecked, u.backfillAt, u.callFailures = false, time.Time{}, 0
@@ -341,14 +348,18 @@ const (
 )
 
 // wait blocks for d (forever if d < 0), until wake fires (if not nil), or
-// until ctx ends, and says which.
+// until ctx ends, and says which. Stats.NextAttempt says when it ends.
 func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) int {
 	var timeout <-chan time.Time
 	if d >= 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
+		u.setNextAttempt(time.Now().Add(d))
+	} else {
+		u.setNextAttempt(time.Time{})
 	}
+	defer func() { u.setNextAttempt(time.Now()) }()
 	select {
 	case <-ctx.Done():
 		return waitDone
@@ -659,9 +670,10 @@ func (u *Uplink) noteThrottle(now time.Time, err error) {
 
 // callContext returns the context of one call: it ignores the end of ctx
 // for up to Config.StopTimeout, so that a call in flight on stop can still
-// return its sequence numbers. cancel must be called when the call returns.
+// return its sequence numbers, and ends after MaxCallTime, whatever the API.
+// cancel must be called when the call returns.
 func (u *Uplink) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MaxCallTime)
 	returned := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		t := time.NewTimer(u.cfg.StopTimeout)
@@ -723,6 +735,13 @@ func (u *Uplink) fail(err error) {
 		u.log.Warn("uplink: sending to kinesis keeps failing; retrying with backoff",
 			"stream", u.cfg.Stream, "err", err, "failures", u.failures)
 	}
+}
+
+// setNextAttempt publishes when the run loop is next due (Stats.NextAttempt).
+func (u *Uplink) setNextAttempt(t time.Time) {
+	u.mu.Lock()
+	u.stats.NextAttempt = t
+	u.mu.Unlock()
 }
 
 // recovered records a successful round after failures.
