@@ -31,15 +31,15 @@ const (
 // the backlog is held back: a call carries the live records, or one backlog
 // record as a probe, so a dead link is not fed 5 MiB uploads.
 //
-// It sets u.hold when backlog records are left waiting.
-func (u *Uplink) nextBatch(now time.Time) ([]Record, error) {
-	b := newBatch(len(u.cfg.PartitionKey))
-	newest, err := u.q.Newest(liveMax)
+// It sets l.hold when backlog records are left waiting.
+func (l *loop) nextBatch(now time.Time) ([]Record, error) {
+	b := newBatch(len(l.cfg.PartitionKey))
+	newest, err := l.q.Newest(liveMax)
 	if err != nil {
 		return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read newest records: %w", err)}
 	}
 	for _, r := range newest {
-		if r.Seq <= u.ackedMark || !u.admit(b, r) {
+		if r.Seq <= l.ackedMark || !l.admit(b, r) {
 			break
 		}
 	}
@@ -47,52 +47,52 @@ func (u *Uplink) nextBatch(now time.Time) ([]Record, error) {
 	// order anyway; downstream orders by the record's own seq.)
 	slices.Reverse(b.recs)
 	live := len(b.recs)
-	u.pace.refill(now)
-	u.pace.take(live, b.bytes)
+	l.pace.refill(now)
+	l.pace.take(live, b.bytes)
 
-	cands, candBytes, err := u.backlog(b)
+	cands, candBytes, err := l.backlog(b)
 	if err != nil {
 		return nil, err
 	}
-	first := !u.startChecked
-	u.startChecked = true
+	first := !l.startChecked
+	l.startChecked = true
 	if len(cands) == 0 {
 		return b.recs, nil
 	}
 	if first {
-		u.delayBackfill(now, "start-up with a backlog")
+		l.delayBackfill(now, "start-up with a backlog")
 	}
 	switch {
-	case now.Before(u.backfillAt):
-		u.hold = u.backfillAt.Sub(now)
+	case now.Before(l.backfillAt):
+		l.hold = l.backfillAt.Sub(now)
 		return b.recs, nil
-	case u.callFailures > 0:
+	case l.callFailures > 0:
 		if live == 0 {
 			r := cands[0]
-			u.pace.take(1, len(r.Data)+b.keyLen)
+			l.pace.take(1, len(r.Data)+b.keyLen)
 			b.add(r)
 		}
 		return b.recs, nil
 	case live == 0:
-		if ok, wait := u.pace.ready(len(cands), candBytes); !ok {
-			u.hold = wait
+		if ok, wait := l.pace.ready(len(cands), candBytes); !ok {
+			l.hold = wait
 			return b.recs, nil
 		}
 	}
 	for _, r := range cands {
-		if !u.pace.allow(len(r.Data)+b.keyLen) || !b.add(r) {
+		if !l.pace.allow(len(r.Data)+b.keyLen) || !b.add(r) {
 			break
 		}
 	}
 	if len(b.recs) == 0 {
-		u.hold = time.Millisecond // cannot happen with a ready pacer; never sleep forever
+		l.hold = time.Millisecond // cannot happen with a ready pacer; never sleep forever
 	}
 	return b.recs, nil
 }
 
 // backlog returns the pending records not in b, oldest first, that would
 // fit in b after its records, and their bytes (with partition keys).
-func (u *Uplink) backlog(b *batch) ([]Record, int, error) {
+func (l *loop) backlog(b *batch) ([]Record, int, error) {
 	var (
 		cands []Record
 		after uint64
@@ -101,12 +101,12 @@ func (u *Uplink) backlog(b *batch) ([]Record, int, error) {
 	)
 	// Bounded: skipped records (oversize, unacked, live) are few.
 	for page := 0; page < 4; page++ {
-		recs, err := u.q.Oldest(after, MaxRecordsPerCall)
+		recs, err := l.q.Oldest(after, MaxRecordsPerCall)
 		if err != nil {
 			return nil, 0, &RetryableError{Code: "queue", Err: fmt.Errorf("read oldest records after seq %d: %w", after, err)}
 		}
 		for _, r := range recs {
-			if b.has(r.Seq) || u.skip(r) {
+			if b.has(r.Seq) || l.skip(r) {
 				continue
 			}
 			size := len(r.Data) + b.keyLen
@@ -127,18 +127,18 @@ func (u *Uplink) backlog(b *batch) ([]Record, int, error) {
 
 // delayBackfill holds the backlog back for a random time in [0,
 // BackfillDelay].
-func (u *Uplink) delayBackfill(now time.Time, why string) {
-	d := u.randN(u.cfg.BackfillDelay)
-	u.backfillAt = now.Add(d)
+func (l *loop) delayBackfill(now time.Time, why string) {
+	d := l.randN(l.cfg.BackfillDelay)
+	l.backfillAt = now.Add(d)
 	if d > 0 {
-		u.log.Info("uplink: backfill delayed to spread the fleet's load", "after", why, "delay", d.Round(time.Millisecond))
+		l.log.Info("uplink: backfill delayed to spread the fleet's load", "after", why, "delay", d.Round(time.Millisecond))
 	}
 }
 
 // admit adds r to b unless it must be skipped; it reports false when b is
 // full.
-func (u *Uplink) admit(b *batch, r Record) bool {
-	if u.skip(r) {
+func (l *loop) admit(b *batch, r Record) bool {
+	if l.skip(r) {
 		return true
 	}
 	return b.add(r)
@@ -146,19 +146,19 @@ func (u *Uplink) admit(b *batch, r Record) bool {
 
 // skip reports whether r must not be sent: already stored (ack owed), or
 // too large ever to be accepted (counted and logged the first time).
-func (u *Uplink) skip(r Record) bool {
-	if _, ok := u.unacked[r.Seq]; ok {
+func (l *loop) skip(r Record) bool {
+	if _, ok := l.unacked[r.Seq]; ok {
 		return true
 	}
-	if _, ok := u.oversize[r.Seq]; ok {
+	if _, ok := l.oversize[r.Seq]; ok {
 		return true
 	}
-	if len(r.Data)+len(u.cfg.PartitionKey) > MaxRecordBytes {
-		u.oversize[r.Seq] = struct{}{}
-		u.mu.Lock()
-		u.stats.Oversize++
-		u.mu.Unlock()
-		u.log.Error("uplink: record too large for kinesis, skipped", "seq", r.Seq,
+	if len(r.Data)+len(l.cfg.PartitionKey) > MaxRecordBytes {
+		l.oversize[r.Seq] = struct{}{}
+		l.mu.Lock()
+		l.stats.Oversize++
+		l.mu.Unlock()
+		l.log.Error("uplink: record too large for kinesis, skipped", "seq", r.Seq,
 			"bytes", len(r.Data), "limit", MaxRecordBytes)
 		return true
 	}

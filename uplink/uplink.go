@@ -12,7 +12,8 @@ import (
 )
 
 // Uplink drains a Queue into a Kinesis stream. Create it with New and start
-// it with Run.
+// it with Run. It keeps the configuration, the collaborators and the
+// counters; what one Run needs lives in that Run's loop.
 type Uplink struct {
 	cfg     Config
 	api     API
@@ -23,7 +24,16 @@ type Uplink struct {
 	mu    sync.Mutex // guards stats
 	stats Stats
 
-	// State owned by the Run goroutine.
+	wire  *wireCounter                          // measured bytes, if the client has them
+	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
+}
+
+// loop is the state of one Run, touched by its goroutine only. Run creates
+// it, so a second Run starts afresh rather than inheriting half of the
+// first one's state.
+type loop struct {
+	*Uplink
+
 	unacked   map[uint64]struct{} // stored by Kinesis, Ack failed: never resend
 	oversize  map[uint64]struct{} // can never be sent; skipped
 	ackedMark uint64              // highest Seq Kinesis has stored
@@ -38,9 +48,6 @@ type Uplink struct {
 	startChecked bool      // the start-up backlog check is done
 	callFailures int       // consecutive calls that got no reply or an error reply
 	credsLogged  time.Time // when a credentials failure was last logged
-
-	wire  *wireCounter                          // measured bytes, if the client has them
-	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
 }
 
 // New returns an Uplink sending what q holds to the stream through api.
@@ -48,15 +55,12 @@ type Uplink struct {
 func New(cfg Config, api API, q Queue) *Uplink {
 	cfg = cfg.withDefaults()
 	u := &Uplink{
-		cfg:      cfg,
-		api:      api,
-		q:        q,
-		log:      cfg.Log,
-		unacked:  make(map[uint64]struct{}),
-		oversize: make(map[uint64]struct{}),
-		stats:    Stats{FailedRecords: make(map[string]uint64), CallErrors: make(map[string]uint64)},
-		pace:     newPacer(cfg.BackfillShare),
-		wire:     wireOf(api),
+		cfg:   cfg,
+		api:   api,
+		q:     q,
+		log:   cfg.Log,
+		stats: Stats{FailedRecords: make(map[string]uint64), CallErrors: make(map[string]uint64)},
+		wire:  wireOf(api),
 		randN: func(max time.Duration) time.Duration {
 			if max <= 0 {
 				return 0
@@ -87,68 +91,79 @@ func (u *Uplink) Run(ctx context.Context) error {
 	u.setNextAttempt(time.Now())
 	defer u.setNextAttempt(time.Time{})
 
-	u.pace.start(time.Now())
-	u.startChecked, u.backfillAt, u.callFailures = false, time.Time{}, 0
-	notify := u.q.Notify()
+	l := &loop{
+		Uplink:   u,
+		unacked:  make(map[uint64]struct{}),
+		oversize: make(map[uint64]struct{}),
+		pace:     newPacer(u.cfg.BackfillShare),
+	}
+	l.pace.start(time.Now())
+	l.run(ctx)
+	return nil
+}
+
+// run sends rounds until ctx ends: linger after idling, back off after a
+// failure, wait for new records or the backlog's pace when nothing is sent.
+func (l *loop) run(ctx context.Context) {
+	notify := l.q.Notify()
 	woke := true // the next send is the first after idling: linger applies
 	for ctx.Err() == nil {
-		if woke && u.cfg.Linger > 0 && u.wait(ctx, u.cfg.Linger, nil) == waitDone {
-			break
+		if woke && l.cfg.Linger > 0 && l.wait(ctx, l.cfg.Linger, nil) == waitDone {
+			return
 		}
 		woke = false
-		if err := u.round(ctx); err != nil {
+		if err := l.round(ctx); err != nil {
 			if ctx.Err() != nil {
-				break
+				return
 			}
-			u.fail(err)
-			if u.wait(ctx, u.backoff(err), nil) == waitDone {
-				break
+			l.fail(err)
+			if l.wait(ctx, l.backoff(err), nil) == waitDone {
+				return
 			}
 			continue
 		}
 		// A round that sent nothing (the backlog waits for the pacer) is
 		// no proof that Kinesis takes records again.
-		if u.failures > 0 && u.lastBatch > 0 {
-			u.recovered()
+		if l.failures > 0 && l.lastBatch > 0 {
+			l.recovered()
 		}
-		if u.lastBatch == 0 {
+		if l.lastBatch == 0 {
 			// Idle, or the backlog waits for its delay or its tokens; a
 			// new record ends the wait at once.
-			w := u.wait(ctx, u.hold, notify)
+			w := l.wait(ctx, l.hold, notify)
 			if w == waitDone {
-				break
+				return
 			}
 			woke = w == waitWoken
 		}
 	}
-	return nil
 }
 
 // round acknowledges what is owed, then sends one batch. It returns a
 // *RetryableError or *PermanentError on failure.
-func (u *Uplink) round(ctx context.Context) error {
-	u.lastBatch, u.hold = 0, -1
-	if len(u.unacked) > 0 {
-		if err := u.ackOwed(); err != nil {
+func (l *loop) round(ctx context.Context) error {
+	l.lastBatch, l.hold = 0, -1
+	if len(l.unacked) > 0 {
+		if err := l.ackOwed(); err != nil {
 			return err
 		}
 	}
-	batch, err := u.nextBatch(time.Now())
+	batch, err := l.nextBatch(time.Now())
 	if err != nil {
 		return err
 	}
-	u.lastBatch = len(batch)
-	u.mu.Lock()
-	u.stats.BackfillRate = u.pace.rate()
-	u.stats.BackfillAt = u.backfillAt
-	u.mu.Unlock()
+	l.lastBatch = len(batch)
+	l.mu.Lock()
+	l.stats.BackfillRate = l.pace.rate()
+	l.stats.BackfillAt = l.backfillAt
+	l.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err // nothing new after ctx ends
 	}
-	return u.put(ctx, batch)
+	return l.put(ctx, batch)
 }
 
 // How a wait ended.
@@ -160,17 +175,17 @@ const (
 
 // wait blocks for d (forever if d < 0), until wake fires (if not nil), or
 // until ctx ends, and says which. Stats.NextAttempt says when it ends.
-func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) int {
+func (l *loop) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) int {
 	var timeout <-chan time.Time
 	if d >= 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
-		u.setNextAttempt(time.Now().Add(d))
+		l.setNextAttempt(time.Now().Add(d))
 	} else {
-		u.setNextAttempt(time.Time{})
+		l.setNextAttempt(time.Time{})
 	}
-	defer func() { u.setNextAttempt(time.Now()) }()
+	defer func() { l.setNextAttempt(time.Now()) }()
 	select {
 	case <-ctx.Done():
 		return waitDone
@@ -185,12 +200,12 @@ func (u *Uplink) wait(ctx context.Context, d time.Duration, wake <-chan struct{}
 // error, otherwise exponential backoff with full jitter (uniform in
 // [0, min(MaxBackoff, base*2^n)]), which spreads a fleet's retries after a
 // regional outage instead of synchronising them.
-func (u *Uplink) backoff(err error) time.Duration {
+func (l *loop) backoff(err error) time.Duration {
 	if needsPerson(err) {
-		return u.cfg.MaxBackoff
+		return l.cfg.MaxBackoff
 	}
-	ceiling := u.cfg.MaxBackoff
-	if n := u.failures - 1; n < 30 {
+	ceiling := l.cfg.MaxBackoff
+	if n := l.failures - 1; n < 30 {
 		if c := baseBackoff << n; c < ceiling {
 			ceiling = c
 		}
@@ -200,38 +215,38 @@ func (u *Uplink) backoff(err error) time.Duration {
 
 // fail records a failed round: counters, last error, and a log line when
 // the failure differs from the last one logged.
-func (u *Uplink) fail(err error) {
-	u.failures++
+func (l *loop) fail(err error) {
+	l.failures++
 	now := time.Now()
-	u.mu.Lock()
-	u.stats.LastError = err.Error()
-	u.stats.LastErrorTime = now
-	u.mu.Unlock()
+	l.mu.Lock()
+	l.stats.LastError = err.Error()
+	l.stats.LastErrorTime = now
+	l.mu.Unlock()
 
 	var pe *PermanentError
 	var ce *CredentialsError
 	key := errKey(err)
 	switch {
-	case key == u.logged:
+	case key == l.logged:
 	case errors.As(err, &ce):
 		// A source that flips between failing and unreachable (an IoT
 		// provider in poor coverage) would otherwise log at every flip.
-		if !u.credsLogged.IsZero() && now.Sub(u.credsLogged) < credentialsLogEvery {
+		if !l.credsLogged.IsZero() && now.Sub(l.credsLogged) < credentialsLogEvery {
 			return
 		}
-		u.logged, u.credsLogged = key, now
-		u.log.Error("uplink: no aws credentials kinesis accepts; retrying every max backoff",
-			"stream", u.cfg.Stream, "err", err, "retry_in", u.cfg.MaxBackoff)
+		l.logged, l.credsLogged = key, now
+		l.log.Error("uplink: no aws credentials kinesis accepts; retrying every max backoff",
+			"stream", l.cfg.Stream, "err", err, "retry_in", l.cfg.MaxBackoff)
 	case errors.As(err, &pe):
-		u.logged = key
-		u.log.Error("uplink: kinesis rejects records; retrying every max backoff",
-			"stream", u.cfg.Stream, "err", err, "retry_in", u.cfg.MaxBackoff)
-	case u.failures >= 3:
+		l.logged = key
+		l.log.Error("uplink: kinesis rejects records; retrying every max backoff",
+			"stream", l.cfg.Stream, "err", err, "retry_in", l.cfg.MaxBackoff)
+	case l.failures >= 3:
 		// Transient errors are routine on a cellular link: say so only when
 		// they persist.
-		u.logged = key
-		u.log.Warn("uplink: sending to kinesis keeps failing; retrying with backoff",
-			"stream", u.cfg.Stream, "err", err, "failures", u.failures)
+		l.logged = key
+		l.log.Warn("uplink: sending to kinesis keeps failing; retrying with backoff",
+			"stream", l.cfg.Stream, "err", err, "failures", l.failures)
 	}
 }
 
@@ -247,12 +262,12 @@ func (u *Uplink) setNextAttempt(t time.Time) {
 }
 
 // recovered records a successful round after failures.
-func (u *Uplink) recovered() {
-	if u.logged != "" {
-		u.log.Info("uplink: sending to kinesis again", "stream", u.cfg.Stream, "after_failures", u.failures)
+func (l *loop) recovered() {
+	if l.logged != "" {
+		l.log.Info("uplink: sending to kinesis again", "stream", l.cfg.Stream, "after_failures", l.failures)
 	}
-	u.failures = 0
-	u.logged = ""
+	l.failures = 0
+	l.logged = ""
 }
 
 // errKey identifies a failure for log deduplication: its kind, code and AWS
