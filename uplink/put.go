@@ -23,16 +23,7 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 	in := &kinesis.PutRecordsInput{StreamName: aws.String(l.cfg.Stream), Records: entries}
 	sent := requestBytes(l.cfg.Stream, l.cfg.PartitionKey, batch)
 
-	l.mu.Lock()
-	l.stats.Calls++
-	l.stats.RecordsSent += uint64(len(batch))
-	if l.failures > 0 {
-		l.stats.Retries++
-	}
-	if l.wire == nil {
-		l.stats.BytesSent += uint64(sent)
-	}
-	l.mu.Unlock()
+	l.stats.call(len(batch), sent, l.failures > 0)
 
 	callCtx, cancel := l.callContext(ctx)
 	out, err := l.api.PutRecords(callCtx, in)
@@ -45,13 +36,8 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 		}
 		cerr := classify(err)
 		l.callFailures++
-		l.mu.Lock()
-		l.stats.CallErrors[errCode(cerr)]++
-		if l.wire == nil {
-			l.stats.BytesReceived += uint64(replyHeaderBytes)
-		}
-		l.noteThrottle(now, cerr)
-		l.mu.Unlock()
+		l.stats.received(replyHeaderBytes)
+		l.stats.callFailed(errCode(cerr), l.noteThrottle(now, cerr))
 		return fmt.Errorf("put %d records: %w", len(batch), cerr)
 	}
 	if l.callFailures >= outageCalls {
@@ -66,25 +52,20 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 	var (
 		acks  []uint64
 		worst error
-		recv  = replyBytes(out)
 	)
-	l.mu.Lock()
-	if l.wire == nil {
-		l.stats.BytesReceived += uint64(recv)
-	}
+	l.stats.received(replyBytes(out))
 	for i, e := range out.Records {
 		// kinesis-mock writes "ErrorCode": null on success; the real service
 		// omits it. Both decode to nil; treat empty as success too.
 		if code := aws.ToString(e.ErrorCode); code != "" {
 			rerr := classifyCode(code, aws.ToString(e.ErrorMessage), nil)
-			l.stats.FailedRecords[code]++
-			l.noteThrottle(now, rerr)
+			l.stats.recordFailed(code, l.noteThrottle(now, rerr))
 			worst = worse(worst, rerr)
 			continue
 		}
 		if aws.ToString(e.SequenceNumber) == "" {
 			const code = "no sequence number"
-			l.stats.FailedRecords[code]++
+			l.stats.recordFailed(code, false)
 			worst = worse(worst, &RetryableError{Code: code})
 			continue
 		}
@@ -92,9 +73,8 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 		l.ackedMark = max(l.ackedMark, batch[i].Seq)
 	}
 	if len(acks) > 0 {
-		l.stats.LastSuccess = time.Now()
+		l.stats.stored(time.Now())
 	}
-	l.mu.Unlock()
 
 	if len(acks) > 0 {
 		if err := l.q.Ack(acks...); err != nil {
@@ -103,9 +83,7 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 			}
 			return &RetryableError{Code: "queue", Err: fmt.Errorf("ack %d records stored by kinesis: %w", len(acks), err)}
 		}
-		l.mu.Lock()
-		l.stats.RecordsAcked += uint64(len(acks))
-		l.mu.Unlock()
+		l.stats.acked(len(acks))
 	}
 	if worst != nil {
 		if len(acks) > 0 {
@@ -130,20 +108,19 @@ func (l *loop) ackOwed() error {
 		return &RetryableError{Code: "queue", Err: fmt.Errorf("ack %d records stored by kinesis: %w", len(seqs), err)}
 	}
 	clear(l.unacked)
-	l.mu.Lock()
-	l.stats.RecordsAcked += uint64(len(seqs))
-	l.mu.Unlock()
+	l.stats.acked(len(seqs))
 	return nil
 }
 
-// noteThrottle counts err if it is throttling, and slows the backfill.
-// Callers hold l.mu.
-func (l *loop) noteThrottle(now time.Time, err error) {
+// noteThrottle slows the backfill if err is throttling, and says whether
+// it is.
+func (l *loop) noteThrottle(now time.Time, err error) bool {
 	var re *RetryableError
 	if errors.As(err, &re) && re.Throttle {
-		l.stats.Throttles++
 		l.pace.throttled(now)
+		return true
 	}
+	return false
 }
 
 // callContext returns the context of one call: it ignores the end of ctx

@@ -155,9 +155,7 @@ func (l *loop) skip(r Record) bool {
 	}
 	if len(r.Data)+len(l.cfg.PartitionKey) > MaxRecordBytes {
 		l.oversize[r.Seq] = struct{}{}
-		l.mu.Lock()
-		l.stats.Oversize++
-		l.mu.Unlock()
+		l.stats.oversize()
 		l.log.Error("uplink: record too large for kinesis, skipped", "seq", r.Seq,
 			"bytes", len(r.Data), "limit", MaxRecordBytes)
 		return true

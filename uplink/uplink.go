@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,10 +20,8 @@ type Uplink struct {
 	log     *slog.Logger
 	running atomic.Bool
 
-	mu    sync.Mutex // guards stats
-	stats Stats
+	stats *counters
 
-	wire  *wireCounter                          // measured bytes, if the client has them
 	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
 }
 
@@ -59,8 +56,7 @@ func New(cfg Config, api API, q Queue) *Uplink {
 		api:   api,
 		q:     q,
 		log:   cfg.Log,
-		stats: Stats{FailedRecords: make(map[string]uint64), CallErrors: make(map[string]uint64)},
-		wire:  wireOf(api),
+		stats: newCounters(wireOf(api)),
 		randN: func(max time.Duration) time.Duration {
 			if max <= 0 {
 				return 0
@@ -68,7 +64,6 @@ func New(cfg Config, api API, q Queue) *Uplink {
 			return rand.N(max + 1)
 		},
 	}
-	u.stats.BytesMeasured = u.wire != nil
 	return u
 }
 
@@ -88,8 +83,8 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return errors.New("run uplink: already running")
 	}
 	defer u.running.Store(false)
-	u.setNextAttempt(time.Now())
-	defer u.setNextAttempt(time.Time{})
+	u.stats.nextAttempt(time.Now())
+	defer u.stats.nextAttempt(time.Time{})
 
 	l := &loop{
 		Uplink:   u,
@@ -153,10 +148,7 @@ func (l *loop) round(ctx context.Context) error {
 		return err
 	}
 	l.lastBatch = len(batch)
-	l.mu.Lock()
-	l.stats.BackfillRate = l.pace.rate()
-	l.stats.BackfillAt = l.backfillAt
-	l.mu.Unlock()
+	l.stats.backfill(l.pace.rate(), l.backfillAt)
 	if len(batch) == 0 {
 		return nil
 	}
@@ -181,11 +173,11 @@ func (l *loop) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) 
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
-		l.setNextAttempt(time.Now().Add(d))
+		l.stats.nextAttempt(time.Now().Add(d))
 	} else {
-		l.setNextAttempt(time.Time{})
+		l.stats.nextAttempt(time.Time{})
 	}
-	defer func() { l.setNextAttempt(time.Now()) }()
+	defer func() { l.stats.nextAttempt(time.Now()) }()
 	select {
 	case <-ctx.Done():
 		return waitDone
@@ -218,10 +210,7 @@ func (l *loop) backoff(err error) time.Duration {
 func (l *loop) fail(err error) {
 	l.failures++
 	now := time.Now()
-	l.mu.Lock()
-	l.stats.LastError = err.Error()
-	l.stats.LastErrorTime = now
-	l.mu.Unlock()
+	l.stats.failed(err, now)
 
 	var pe *PermanentError
 	var ce *CredentialsError
@@ -253,13 +242,6 @@ func (l *loop) fail(err error) {
 // credentialsLogEvery rate-limits the credentials log line: the counters
 // and status show the failure meanwhile.
 const credentialsLogEvery = 10 * time.Minute
-
-// setNextAttempt publishes when the run loop is next due (Stats.NextAttempt).
-func (u *Uplink) setNextAttempt(t time.Time) {
-	u.mu.Lock()
-	u.stats.NextAttempt = t
-	u.mu.Unlock()
-}
 
 // recovered records a successful round after failures.
 func (l *loop) recovered() {
