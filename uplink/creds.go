@@ -148,10 +148,6 @@ func (s identitySource) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	return c, nil
 }
 
-// errNoCredentials is returned, wrapped in a message naming every source
-// tried, when no source has credentials.
-var errNoCredentials = errors.New("no aws credentials")
-
 // staticProvider returns fixed credentials.
 type staticProvider aws.Credentials
 

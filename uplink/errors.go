@@ -13,11 +13,23 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// ErrNoStream is returned by Run when Config.Stream is empty.
-var ErrNoStream = errors.New("uplink: no stream configured")
-
-// ErrNoPartitionKey is returned by Run when Config.PartitionKey is empty.
-var ErrNoPartitionKey = errors.New("uplink: no partition key configured")
+// Sentinel errors. Failures of a call are not sentinels but types
+// (RetryableError, PermanentError, CredentialsError): Run retries them all.
+var (
+	// ErrNoStream is returned by Validate and Run when Config.Stream is
+	// empty.
+	ErrNoStream = errors.New("uplink: no stream configured")
+	// ErrNoPartitionKey is returned by Validate and Run when
+	// Config.PartitionKey is empty.
+	ErrNoPartitionKey = errors.New("uplink: no partition key configured")
+	// ErrRunning is returned by Run while another Run of the same Uplink
+	// runs: two loops would send every record twice.
+	ErrRunning = errors.New("already running")
+	// errNoCredentials is returned by the shared-files credential source,
+	// wrapped in a message naming every source tried, when no source has
+	// credentials; NewClient tells it from a malformed file with it.
+	errNoCredentials = errors.New("no aws credentials")
+)
 
 // RetryableError is a failure expected to clear by itself: throttling,
 // internal failures, timeouts, connection resets, 5xx. The uplink retries it

@@ -80,7 +80,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		return fmt.Errorf("run uplink: %w", err)
 	}
 	if !u.running.CompareAndSwap(false, true) {
-		return errors.New("run uplink: already running")
+		return fmt.Errorf("run uplink: %w", ErrRunning)
 	}
 	defer u.running.Store(false)
 	u.stats.nextAttempt(time.Now())
