@@ -48,7 +48,12 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 		return fmt.Errorf("put %d records: %w", len(batch), &RetryableError{
 			Code: "malformed reply", Message: fmt.Sprintf("%d results for %d records", len(out.Records), len(batch))})
 	}
+	return l.settle(batch, out, now)
+}
 
+// settle acknowledges the records of batch that Kinesis stored, by their
+// results in out, and returns the error of the worst of the others.
+func (l *loop) settle(batch []Record, out *kinesis.PutRecordsOutput, now time.Time) error {
 	var (
 		acks  []uint64
 		worst error
