@@ -60,23 +60,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		buf.Close()
 		return fmt.Errorf("kinesis client: %w", err)
 	}
-	ucfg := uplink.Config{
-		Stream:        cfg.Kinesis.Stream,
-		PartitionKey:  cfg.TruckID,
-		Linger:        cfg.Uplink.Linger.Duration,
-		BackfillShare: cfg.Uplink.BackfillShare,
-		BackfillDelay: cfg.Uplink.BackfillDelay.Duration,
-		MaxBackoff:    cfg.Uplink.MaxBackoff.Duration,
-		StopTimeout:   cfg.Uplink.StopTimeout.Duration,
-		Log:           log.With("part", "uplink"),
-	}
-	if ucfg.BackfillDelay == 0 {
-		ucfg.BackfillDelay = -1 // the uplink reads 0 as "default"; the config's "0s" means no delay
-	}
-	if ucfg.StopTimeout == 0 {
-		ucfg.StopTimeout = -1
-	}
-	up := uplink.New(ucfg, client, queue{buf})
+	up := uplink.New(uplinkConfig(cfg, log.With("part", "uplink")), client, queue{buf})
 
 	enc := newRecordEncoder(cfg.TruckID)
 	fl := newFilter(cfg.Filter)
@@ -121,6 +105,27 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	err = p.run(ctx, log)
 	log.Info("gps-agent stopped", p.status().logAttrs()...)
 	return err
+}
+
+// uplinkConfig is the uplink's part of cfg.
+func uplinkConfig(cfg Config, log *slog.Logger) uplink.Config {
+	ucfg := uplink.Config{
+		Stream:        cfg.Kinesis.Stream,
+		PartitionKey:  cfg.TruckID,
+		Linger:        cfg.Uplink.Linger.Duration,
+		BackfillShare: cfg.Uplink.BackfillShare,
+		BackfillDelay: cfg.Uplink.BackfillDelay.Duration,
+		MaxBackoff:    cfg.Uplink.MaxBackoff.Duration,
+		StopTimeout:   cfg.Uplink.StopTimeout.Duration,
+		Log:           log,
+	}
+	if ucfg.BackfillDelay == 0 {
+		ucfg.BackfillDelay = -1 // the uplink reads 0 as "default"; the config's "0s" means no delay
+	}
+	if ucfg.StopTimeout == 0 {
+		ucfg.StopTimeout = -1
+	}
+	return ucfg
 }
 
 // pipeline is the running agent: its parts and what they report.
@@ -188,7 +193,6 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
-	var h health
 	var stuckLogged bool
 wait:
 	for {
@@ -202,7 +206,7 @@ wait:
 			log.Info("stats", p.status().logAttrs()...)
 		case now := <-watchdog:
 			st := p.status()
-			if stuck := h.check(p, now); stuck != "" {
+			if stuck := checkHealth(p, now); stuck != "" {
 				if !stuckLogged {
 					log.Error("pipeline stuck: no longer feeding the systemd watchdog", "stuck", stuck)
 					stuckLogged = true

@@ -31,8 +31,6 @@ func (b *batch) add(r Record) bool {
 
 func (b *batch) has(seq uint64) bool { _, ok := b.seqs[seq]; return ok }
 
-func (b *batch) full() bool { return b.closed || len(b.recs) >= MaxRecordsPerCall }
-
 // Approximate wire sizes, for the byte counters. A PutRecords request is
 // JSON over HTTPS: about 700 B of headers (SigV4 authorization, user agent,
 // target, content type) before the body, and each record's data is base64,

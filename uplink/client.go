@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -43,18 +42,23 @@ type ClientConfig struct {
 }
 
 // HTTP timeouts sized for a cellular link: generous enough for a slow
-// handshake, short enough that a dead connection is noticed within a minute
-// rather than the kernel's many minutes.
+// handshake, short enough that a dead connection is noticed within seconds
+// rather than the kernel's many minutes. In a dead zone packets vanish:
+// nothing is refused or reset, so only the client's own timers notice.
 const (
 	// dialTimeout bounds TCP connect; cellular RTTs can reach seconds.
 	dialTimeout = 10 * time.Second
-	// tlsTimeout bounds the TLS handshake.
-	tlsTimeout = 10 * time.Second
+	// tlsTimeout bounds the TLS handshake: two round trips and a few KB of
+	// certificates, under 2 s on a poor link (300 ms, 1 Mbit/s down). A
+	// handshake that stalls in a dead zone is given up soon after.
+	tlsTimeout = 5 * time.Second
 	// responseHeaderTimeout bounds the wait for the reply once the request is
 	// written: a 5 MiB upload counts against the overall timeout, not this.
-	responseHeaderTimeout = 20 * time.Second
+	// Kinesis answers in tens of milliseconds.
+	responseHeaderTimeout = 10 * time.Second
 	// callTimeout bounds one whole HTTP exchange, including uploading up to
-	// 5 MiB on a slow uplink (5 MiB at ~1 Mbit/s is ~40 s).
+	// 5 MiB on a slow uplink (5 MiB at ~1 Mbit/s is ~40 s). MaxCallTime
+	// allows for two: a credentials refresh (IoT, STS) and the call.
 	callTimeout = 60 * time.Second
 	// idleConnTimeout keeps the connection warm between fixes (one a second)
 	// but lets NAT-expired connections go; carriers drop idle NAT entries
@@ -62,6 +66,15 @@ const (
 	idleConnTimeout = 30 * time.Second
 	// keepAlive probes detect half-open connections after a cell handover.
 	keepAlive = 15 * time.Second
+	// pingAfter is how long an HTTP/2 connection may receive nothing before
+	// it is probed with a PING, and pingTimeout how long the PONG may take
+	// before the connection is closed, failing its calls. Any frame resets
+	// the wait (a reply, or the server's flow-control updates while a large
+	// body uploads), so a healthy busy connection is never probed, and an
+	// idle one costs a ~40 B exchange every pingAfter until idleConnTimeout
+	// retires it. A dead one is noticed within pingAfter+pingTimeout.
+	pingAfter   = 4 * time.Second
+	pingTimeout = 4 * time.Second
 )
 
 // NewClient builds a Kinesis client for a gateway.
@@ -126,7 +139,7 @@ func NewClient(ctx context.Context, cc ClientConfig) (*kinesis.Client, error) {
 	return kinesis.New(kinesis.Options{
 		Region:      region,
 		Credentials: creds,
-		HTTPClient:  &httpClient{HTTPClient: newHTTPClient(wire, roots), wire: wire},
+		HTTPClient:  &httpClient{Client: newHTTPClient(wire, roots), wire: wire},
 		Retryer:     retry.AddWithMaxAttempts(retry.NewStandard(), 1),
 	}, func(o *kinesis.Options) {
 		if cc.Endpoint != "" {
@@ -159,37 +172,51 @@ func caBundle(env credsEnv) (*x509.CertPool, error) {
 // httpClient is the HTTP client of a client from NewClient; New finds its
 // counters through kinesis.Client.Options().HTTPClient.
 type httpClient struct {
-	kinesis.HTTPClient
+	*http.Client
 	wire *wireCounter
 }
 
+// Do sends req. A call that got no reply (a timeout, a reset, a connection
+// closed by a failed ping) drops every pooled connection, so the next call
+// dials afresh instead of waiting on a connection that may be dead: a
+// request that times out does not by itself retire its connection, and on
+// HTTP/2 every call shares that one connection.
+func (c *httpClient) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.Client.Do(req)
+	if err != nil {
+		c.CloseIdleConnections()
+	}
+	return resp, err
+}
+
 // newHTTPClient builds the transport: proxy from the environment, cellular
-// timeouts, connections counted by w, roots (nil: the system's).
-func newHTTPClient(w *wireCounter, roots *x509.CertPool) *awshttp.BuildableClient {
+// timeouts, HTTP/2 health checks, connections counted by w, roots (nil: the
+// system's). Redirects are not followed: Kinesis sends none.
+func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
-	return awshttp.NewBuildableClient().
-		WithTimeout(callTimeout).
-		WithTransportOptions(func(tr *http.Transport) {
-			tr.Proxy = http.ProxyFromEnvironment
-			tr.DialContext = w.dial(d)
-			// A custom DialContext turns HTTP/2 off unless forced; where
-			// the endpoint offers it, HPACK sends repeated headers as a
-			// few bytes.
-			tr.ForceAttemptHTTP2 = true
-			if tr.TLSClientConfig == nil {
-				tr.TLSClientConfig = &tls.Config{}
-			}
-			tr.TLSClientConfig.MinVersion = tls.VersionTLS12
-			tr.TLSClientConfig.RootCAs = roots
-			tr.TLSHandshakeTimeout = tlsTimeout
-			tr.ResponseHeaderTimeout = responseHeaderTimeout
-			tr.IdleConnTimeout = idleConnTimeout
-			tr.MaxIdleConns = 4
-			tr.MaxIdleConnsPerHost = 2
-			// Replies are ~100 B of JSON per record: gzip saves nothing,
-			// and "Accept-Encoding: gzip" costs 24 B on every request.
-			tr.DisableCompression = true
-		})
+	tr := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: w.dial(d),
+		// A custom DialContext turns HTTP/2 off unless forced; where the
+		// endpoint offers it, HPACK sends repeated headers as a few bytes.
+		ForceAttemptHTTP2:     true,
+		HTTP2:                 &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSHandshakeTimeout:   tlsTimeout,
+		ResponseHeaderTimeout: responseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       idleConnTimeout,
+		MaxIdleConns:          4,
+		MaxIdleConnsPerHost:   2,
+		// Replies are ~100 B of JSON per record: gzip saves nothing, and
+		// "Accept-Encoding: gzip" costs 24 B on every request.
+		DisableCompression: true,
+	}
+	return &http.Client{
+		Timeout:       callTimeout,
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // trimHeaders removes request headers Kinesis does not need. It runs in the

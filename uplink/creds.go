@@ -121,7 +121,7 @@ func newCredentials(ctx context.Context, env credsEnv, iot *IoTConfig, st stsSet
 		if err != nil {
 			return nil, err
 		}
-		return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
+		return aws.NewCredentialsCache(identitySource{p}, func(o *aws.CredentialsCacheOptions) {
 			o.ExpiryWindow = credentialsExpiryWindow
 			o.ExpiryWindowJitterFrac = 0.2
 		}), nil
@@ -131,12 +131,22 @@ func newCredentials(ctx context.Context, env credsEnv, iot *IoTConfig, st stsSet
 	if _, err := p.Retrieve(ctx); err != nil && !errors.Is(err, errNoCredentials) {
 		return nil, err
 	}
-	return aws.NewCredentialsCache(p), nil
+	return aws.NewCredentialsCache(identitySource{p}), nil
 }
 
-// errNoCredentials is returned, wrapped in a message naming every source
-// tried, when no source has credentials.
-var errNoCredentials = errors.New("no aws credentials")
+// identitySource marks the errors of a credential source as identity
+// failures (*identityError), under the SDK's cache, so that classify can
+// tell "no credentials" from "no network" whatever the SDK wraps around
+// them.
+type identitySource struct{ aws.CredentialsProvider }
+
+func (s identitySource) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := s.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &identityError{err: err}
+	}
+	return c, nil
+}
 
 // staticProvider returns fixed credentials.
 type staticProvider aws.Credentials

@@ -15,6 +15,17 @@
 // lost (timeout, dropped connection, a stop that outlasts StopTimeout) is
 // sent again.
 //
+// # Failures
+//
+// Every failed call is one of three types: a [RetryableError] (no link,
+// throttling, 5xx) is retried with exponential backoff and full jitter; a
+// [PermanentError] (no stream, access denied) and a [CredentialsError] (no
+// credentials, or credentials refused by Kinesis, STS or the IoT credentials
+// provider) wait [Config].MaxBackoff between tries and are logged once per
+// change. In a dead zone packets vanish without a reset: HTTP/2 pings notice
+// a silent connection within seconds, and a call without a reply drops the
+// connection pool, so the next call dials afresh.
+//
 // # Live first, backlog paced
 //
 // Each call carries the live records first: the newest (at most ten) above

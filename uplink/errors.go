@@ -9,16 +9,27 @@ import (
 	"strings"
 	"syscall"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	smithy "github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// ErrNoStream is returned by Run when Config.Stream is empty.
-var ErrNoStream = errors.New("uplink: no stream configured")
-
-// ErrNoPartitionKey is returned by Run when Config.PartitionKey is empty.
-var ErrNoPartitionKey = errors.New("uplink: no partition key configured")
+// Sentinel errors. Failures of a call are not sentinels but types
+// (RetryableError, PermanentError, CredentialsError): Run retries them all.
+var (
+	// ErrNoStream is returned by Validate and Run when Config.Stream is
+	// empty.
+	ErrNoStream = errors.New("uplink: no stream configured")
+	// ErrNoPartitionKey is returned by Validate and Run when
+	// Config.PartitionKey is empty.
+	ErrNoPartitionKey = errors.New("uplink: no partition key configured")
+	// ErrRunning is returned by Run while another Run of the same Uplink
+	// runs: two loops would send every record twice.
+	ErrRunning = errors.New("already running")
+	// errNoCredentials is returned by the shared-files credential source,
+	// wrapped in a message naming every source tried, when no source has
+	// credentials; NewClient tells it from a malformed file with it.
+	errNoCredentials = errors.New("no aws credentials")
+)
 
 // RetryableError is a failure expected to clear by itself: throttling,
 // internal failures, timeouts, connection resets, 5xx. The uplink retries it
@@ -45,6 +56,46 @@ type PermanentError struct {
 
 func (e *PermanentError) Error() string { return formatErr("permanent", e.Code, e.Message, e.Err) }
 func (e *PermanentError) Unwrap() error { return e.Err }
+
+// CredentialsError is a failure to authenticate: no credential source is
+// set, a source fails (a credentials file that is malformed, STS refusing
+// the web identity token, the AWS IoT credentials provider refusing the
+// thing certificate), or Kinesis rejects the keys (UnrecognizedClientException,
+// ExpiredTokenException, ...). A better link does not fix it; a person or a
+// provisioning step does. The uplink retries it every Config.MaxBackoff (a
+// credentials file provisioned later is picked up without a restart), logs
+// it once per change and at most every credentialsLogEvery, and never takes
+// it for an unreachable stream. A source that fails because its own
+// endpoint is unreachable (IoT, STS) is a *RetryableError instead.
+type CredentialsError struct {
+	Code    string // "credentials" when no source gave any, else the AWS code of the rejection
+	Message string // AWS message, if any
+	Err     error  // the underlying error
+}
+
+func (e *CredentialsError) Error() string {
+	return formatErr("credentials", e.Code, e.Message, e.Err)
+}
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+// identityError marks a failure of the client's credential source. The SDK
+// reports it as a plain wrapped error from its identity middleware, so the
+// chain's providers wrap their own errors in this type (creds.go), and
+// classify finds it with errors.As whatever the SDK wraps around it.
+type identityError struct{ err error }
+
+func (e *identityError) Error() string { return e.err.Error() }
+func (e *identityError) Unwrap() error { return e.err }
+
+// sourceUnavailable is a credential source that answered "try later" (the
+// IoT credentials provider's 5xx or 429): transient, not a refusal.
+type sourceUnavailable struct {
+	code string // e.g. "iot http 503", the RetryableError's code
+	err  error
+}
+
+func (e *sourceUnavailable) Error() string { return e.err.Error() }
+func (e *sourceUnavailable) Unwrap() error { return e.err }
 
 func formatErr(kind, code, msg string, err error) string {
 	var b strings.Builder
@@ -87,12 +138,17 @@ func classifyCode(code, msg string, err error) error {
 		return &RetryableError{Code: code, Message: msg, Err: err}
 	}
 	switch {
+	case code == "UnrecognizedClientException", code == "ExpiredTokenException",
+		code == "IncompleteSignature", code == "MissingAuthenticationToken",
+		code == "InvalidClientTokenId", code == "InvalidIdentityToken",
+		code == "ExpiredToken", code == "IDPRejectedClaim":
+		// Keys or a token Kinesis (or STS) does not accept. AccessDenied is
+		// a known identity lacking a permission: permanent, not this.
+		return &CredentialsError{Code: code, Message: msg, Err: err}
 	case strings.HasPrefix(code, "KMS"),
 		code == "ResourceNotFoundException", code == "AccessDeniedException",
 		code == "AccessDenied", code == "ValidationException",
-		code == "InvalidArgumentException", code == "UnrecognizedClientException",
-		code == "ExpiredTokenException", code == "IncompleteSignature",
-		code == "MissingAuthenticationToken", code == "InvalidClientTokenId":
+		code == "InvalidArgumentException":
 		return &PermanentError{Code: code, Message: msg, Err: err}
 	}
 	// Unknown codes are retried with normal backoff: being wrong here costs
@@ -100,13 +156,21 @@ func classifyCode(code, msg string, err error) error {
 	return &RetryableError{Code: code, Message: msg, Err: err}
 }
 
-// classify turns the error of a PutRecords call into a *RetryableError or a
-// *PermanentError. It never returns nil for a non-nil err.
+// classify turns the error of a PutRecords call into a *RetryableError,
+// *PermanentError or *CredentialsError. It never returns nil for a non-nil
+// err.
 func classify(err error) error {
-	var re *RetryableError
-	var pe *PermanentError
-	if errors.As(err, &re) || errors.As(err, &pe) {
+	var (
+		re *RetryableError
+		pe *PermanentError
+		ce *CredentialsError
+	)
+	if errors.As(err, &re) || errors.As(err, &pe) || errors.As(err, &ce) {
 		return err
+	}
+	var id *identityError
+	if errors.As(err, &id) {
+		return classifyIdentity(err, id.err)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -127,23 +191,57 @@ func classify(err error) error {
 		}
 		return &RetryableError{Code: code, Err: err}
 	}
-	var netErr net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return &RetryableError{Code: "timeout", Err: err}
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return &RetryableError{Code: "connection", Err: err}
-	}
-	var sign *v4.SigningError
-	if errors.As(err, &sign) {
-		// Almost always "failed to retrieve credentials": no amount of fast
-		// retrying fixes a missing or rejected credential source.
-		return &PermanentError{Code: "credentials", Err: err}
+	if code, ok := transportFailure(err); ok {
+		return &RetryableError{Code: code, Err: err}
 	}
 	// Offline, DNS failures, anything else: the stream is unreachable, which
 	// on a cellular link is the common case. Keep trying.
 	return &RetryableError{Code: "unreachable", Err: err}
+}
+
+// classifyIdentity classifies err, whose credential source failed with
+// cause: a source that could not reach its own endpoint (IoT, STS) or that
+// answered "try later" is retried like any unreachable call; anything else
+// is a *CredentialsError.
+func classifyIdentity(err, cause error) error {
+	var busy *sourceUnavailable
+	if errors.As(cause, &busy) {
+		return &RetryableError{Code: busy.code, Err: err}
+	}
+	var re *RetryableError
+	var api smithy.APIError
+	if errors.As(cause, &api) {
+		// STS throttling or failing inside is transient; its refusals are not.
+		if c := classifyCode(api.ErrorCode(), api.ErrorMessage(), err); errors.As(c, &re) {
+			return c
+		}
+		return &CredentialsError{Code: api.ErrorCode(), Message: api.ErrorMessage(), Err: err}
+	}
+	if code, ok := transportFailure(cause); ok {
+		return &RetryableError{Code: code, Err: err}
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	// A TLS alert from the source ("remote error": a certificate it refuses)
+	// is a refusal, not a network failure.
+	if errors.As(cause, &dns) || errors.As(cause, &op) && op.Op != "remote error" {
+		return &RetryableError{Code: "unreachable", Err: err}
+	}
+	return &CredentialsError{Code: "credentials", Err: err}
+}
+
+// transportFailure reports whether err is a timeout or a broken connection,
+// and its code.
+func transportFailure(err error) (string, bool) {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout", true
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection", true
+	}
+	return "", false
 }
 
 // errCode is the short label of err for counters and log deduplication.
@@ -156,5 +254,17 @@ func errCode(err error) string {
 	if errors.As(err, &pe) {
 		return pe.Code
 	}
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
 	return "unknown"
+}
+
+// needsPerson reports whether err waits Config.MaxBackoff before the next
+// try: no amount of fast retrying fixes it.
+func needsPerson(err error) bool {
+	var pe *PermanentError
+	var ce *CredentialsError
+	return errors.As(err, &pe) || errors.As(err, &ce)
 }

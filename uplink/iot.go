@@ -80,7 +80,7 @@ func newIoTProvider(cfg IoTConfig) (*iotProvider, error) {
 // newIoTCredentialsCache wraps p so that credentials are fetched once and
 // refreshed before they expire.
 func newIoTCredentialsCache(p aws.CredentialsProvider) *aws.CredentialsCache {
-	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
+	return aws.NewCredentialsCache(identitySource{p}, func(o *aws.CredentialsCacheOptions) {
 		o.ExpiryWindow = iotExpiryWindow
 		// Spread a fleet's refreshes by up to a minute of the window.
 		o.ExpiryWindowJitterFrac = 0.2
@@ -146,7 +146,12 @@ func (p *iotProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, fmt.Errorf("iot credentials: get %s: read reply: %w", p.url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return aws.Credentials{}, fmt.Errorf("iot credentials: get %s: http %d: %s", p.url, resp.StatusCode, snippet(body))
+		err := fmt.Errorf("iot credentials: get %s: http %d: %s", p.url, resp.StatusCode, snippet(body))
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+			// The provider is busy or failing, the certificate is not refused.
+			return aws.Credentials{}, &sourceUnavailable{code: fmt.Sprintf("iot http %d", resp.StatusCode), err: err}
+		}
+		return aws.Credentials{}, err
 	}
 	var r iotReply
 	if err := json.Unmarshal(body, &r); err != nil {

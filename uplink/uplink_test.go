@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -492,4 +493,53 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A second Run starts afresh: it does not inherit the first one's failure
+// streak (its first call is no retry, and no recovery is logged), and two
+// Runs at once are refused.
+func TestSecondRunStartsAfresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newMemQueue()
+		var failing atomic.Bool
+		failing.Store(true)
+		api := &recorder{reply: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+			if failing.Load() {
+				return nil, &smithy.GenericAPIError{Code: "InternalFailure"}
+			}
+			return okReply(in), nil
+		}}
+		var logs logBuffer
+		cfg := testConfig()
+		cfg.MaxBackoff = time.Second
+		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		u := New(cfg, api, q)
+		stop := runUplink(t, u)
+		q.add("a")
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if err := u.Run(t.Context()); !errors.Is(err, ErrRunning) {
+			t.Errorf("second Run at once = %v, want ErrRunning", err)
+		}
+		stop()
+		before := u.Stats()
+		if before.Calls < 3 || !strings.Contains(logs.String(), "keeps failing") {
+			t.Fatalf("the first Run did not fail for long: %+v\n%s", before, logs.String())
+		}
+
+		failing.Store(false)
+		stop = runUplink(t, u)
+		defer stop()
+		synctest.Wait()
+		after := u.Stats()
+		if q.pendingCount() != 0 || after.Calls != before.Calls+1 {
+			t.Fatalf("second Run: %d pending after %d calls", q.pendingCount(), after.Calls-before.Calls)
+		}
+		if after.Retries != before.Retries {
+			t.Errorf("the second Run's first call counted as a retry of the first Run's failures")
+		}
+		if strings.Contains(logs.String(), "sending to kinesis again") {
+			t.Errorf("the second Run logged a recovery from the first Run's failures:\n%s", logs.String())
+		}
+	})
 }

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -38,8 +43,14 @@ type Faults struct {
 	// dropped: the connection is closed. The client cannot know the records
 	// were stored; they are sent again (duplicates, at least once).
 	DropReply float64
-	// Blackout closes every connection without a reply, like a dead zone.
+	// Blackout closes every connection without a reply: the link is down and
+	// says so (a reset).
 	Blackout bool
+	// BlackHole drops every byte both ways, like a dead zone where packets
+	// vanish and nothing is refused or reset: open connections go silent
+	// for good, new ones are accepted and silent. Connections accepted after
+	// the hole (the next Set without it) work normally.
+	BlackHole bool
 	// ErrorCode, if set, answers every request with this AWS error, e.g.
 	// AccessDeniedException or ResourceNotFoundException, with
 	// ErrorMessage and HTTP status ErrorStatus (default 400), without
@@ -69,16 +80,25 @@ type ProxyCounts struct {
 	Errors         int // requests answered with Faults.ErrorCode
 	RateAdmitted   int // entries let through by the RecordsPerSecond bucket
 	RateLimited    int // entries failed by the RecordsPerSecond bucket
+	HTTP2          int // requests received over HTTP/2
+	Conns          int // connections accepted
+	OpenAtHole     int // connections open when a BlackHole began: silent for good
+	AcceptedInHole int // connections accepted during a BlackHole: silent for good
 }
 
 // Proxy is a fault-injecting HTTP proxy in front of a local Kinesis,
 // listening on 127.0.0.1. Point a client at URL.
 type Proxy struct {
 	URL string
+	// CAFile, for a proxy from NewTLSProxy, is a PEM file with the
+	// certificate to trust (AWS_CA_BUNDLE); "" for plain HTTP.
+	CAFile string
 
 	target string
 	srv    *httptest.Server
 	client *http.Client
+	hole   atomic.Bool // a BlackHole is open
+	ln     *holeListener
 
 	mu      sync.Mutex
 	faults  Faults
@@ -93,14 +113,46 @@ type bucket struct {
 	last   time.Time
 }
 
-// NewProxy starts a proxy to target (an http:// endpoint) injecting no
-// faults until Set. It is closed on test cleanup.
+// NewProxy starts a plain-HTTP proxy to target (an http:// endpoint)
+// injecting no faults until Set. It is closed on test cleanup.
 func NewProxy(t testing.TB, target string, seed uint64) *Proxy {
 	t.Helper()
-	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p := newProxy(t, target, seed)
+	p.srv.Start()
 	p.URL = p.srv.URL
-	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// NewTLSProxy is NewProxy terminating TLS and offering HTTP/2 by ALPN, as
+// AWS endpoints do; its certificate (for 127.0.0.1) is in CAFile.
+func NewTLSProxy(t testing.TB, target string, seed uint64) *Proxy {
+	t.Helper()
+	p := newProxy(t, target, seed)
+	p.srv.EnableHTTP2 = true
+	p.srv.StartTLS()
+	p.URL = p.srv.URL
+	p.CAFile = filepath.Join(t.TempDir(), "proxy-ca.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
+	if err := os.WriteFile(p.CAFile, cert, 0o644); err != nil {
+		t.Fatalf("tls proxy: %v", err)
+	}
+	return p
+}
+
+func newProxy(t testing.TB, target string, seed uint64) *Proxy {
+	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
+	// Handshakes a black hole or a client's timeout cut short are the point
+	// of the tests, not news.
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	p.ln = newHoleListener(p.srv.Listener, &p.hole)
+	p.srv.Listener = p.ln
+	t.Cleanup(func() {
+		// Handlers may wait for bodies a black hole swallowed: close their
+		// connections first, or Close waits for them for ever.
+		p.srv.CloseClientConnections()
+		p.srv.Close()
+	})
 	return p
 }
 
@@ -115,13 +167,20 @@ func (p *Proxy) Set(f Faults) {
 		f.ErrorStatus = http.StatusBadRequest
 	}
 	p.faults = f
+	if f.BlackHole && !p.hole.Swap(true) {
+		p.ln.open()
+	}
+	p.hole.Store(f.BlackHole)
 }
 
 // Counts returns what the proxy has done so far.
 func (p *Proxy) Counts() ProxyCounts {
+	h := p.ln.counts()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.counts
+	c := p.counts
+	c.Conns, c.OpenAtHole, c.AcceptedInHole = h.accepted, h.openAtHole, h.inHole
+	return c
 }
 
 type putRecordsRequest struct {
@@ -162,6 +221,9 @@ func (p *Proxy) count(fn func(c *ProxyCounts)) {
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	f, status500, throttle, drop, chance := p.decide()
+	if r.ProtoMajor == 2 {
+		p.count(func(c *ProxyCounts) { c.HTTP2++ })
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
@@ -350,11 +412,12 @@ func awsError(w http.ResponseWriter, status int, code, msg string) {
 	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, code, msg)
 }
 
-// hangUp closes the client's connection without a reply.
+// hangUp closes the client's connection without a reply; over HTTP/2,
+// which cannot be hijacked, it resets the stream.
 func hangUp(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		panic("uplinktest proxy: cannot hijack connection")
+		panic(http.ErrAbortHandler)
 	}
 	conn, _, err := hj.Hijack()
 	if err == nil {

@@ -1,8 +1,13 @@
 package uplinktest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +86,69 @@ func TestProxyModes(t *testing.T) {
 			t.Errorf("counts %+v, want 1 error, 1 forwarded", c)
 		}
 	})
+}
+
+// The TLS proxy offers HTTP/2; in a black hole a call on an open connection
+// gets no answer, nor does one on a connection opened during the hole; after
+// the hole a new connection works and the old ones stay silent.
+func TestTLSProxyBlackHole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kinesalite")
+	}
+	l := StartKinesalite(t, "s", 1)
+	p := NewTLSProxy(t, l.Endpoint, 1)
+	pem, err := os.ReadFile(p.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatal("CAFile holds no certificate")
+	}
+	newClient := func() *http.Client {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	}
+	get := func(c *http.Client) (*http.Response, error) {
+		resp, err := c.Get(p.URL + "/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	before := newClient()
+	if resp, err := get(before); err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("before the hole: %v (proto %v), want an HTTP/2 answer", err, resp)
+	}
+	p.Set(Faults{BlackHole: true})
+	if _, err := get(before); err == nil {
+		t.Errorf("open connection answered in a black hole")
+	}
+	if _, err := get(newClient()); err == nil {
+		t.Errorf("new connection answered in a black hole")
+	}
+	raw, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "https://"))
+	if err != nil {
+		t.Fatalf("connect in the hole: %v (connections are accepted, then silent)", err)
+	}
+	defer raw.Close()
+	// The kernel completes a connect before the proxy accepts it: wait for
+	// the accept, or the hole may be over by then.
+	for deadline := time.Now().Add(5 * time.Second); p.Counts().AcceptedInHole < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection not accepted: %+v", p.Counts())
+		}
+	}
+	p.Set(Faults{})
+	if resp, err := get(newClient()); err != nil || resp.ProtoMajor != 2 {
+		t.Errorf("after the hole, a new connection: %v", err)
+	}
+	raw.SetDeadline(time.Now().Add(time.Second))
+	if err := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}).Handshake(); err == nil {
+		t.Errorf("a connection opened in the hole answered after it")
+	}
+	if c := p.Counts(); c.OpenAtHole != 1 || c.AcceptedInHole != 2 || c.HTTP2 != 2 {
+		t.Errorf("counts %+v, want 1 connection silenced when the hole began, 2 accepted in it, 2 HTTP/2 requests", c)
+	}
 }
