@@ -186,11 +186,18 @@ func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*
 	return disk, err
 }
 
-// snapshotAcked copies the set of acked committed records with seq > after.
-// A drain acks what it read, so Oldest(after) copies nothing instead of
-// every ack since the last commit. Caller holds mu.
+// snapshotAcked copies the seqs > after that a disk scan must skip: committed records acked since the last
+// commit, and records acked while still in the tail. A commit in flight may be writing the latter; it moves
+// them to ackedDisk when it settles, which can happen after this snapshot and before the scan finds them on
+// disk. A drain acks what it read, so Oldest(after) copies almost nothing instead of every ack since the last
+// commit. Caller holds mu.
 func (b *Buffer) snapshotAcked(after uint64) map[uint64]struct{} {
 	m := make(map[uint64]struct{})
+	for i := b.tailIndex(after + 1); i < len(b.tail); i++ {
+		if b.tail[i].acked {
+			m[b.tail[i].seq] = struct{}{}
+		}
+	}
 	if after >= b.ackedDiskMax {
 		return m
 	}
