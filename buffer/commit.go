@@ -179,8 +179,9 @@ type commitPlan struct {
 	diskCount int   // committed records before this commit
 	needEvict bool  // the disk holds records past MaxBytes or MaxAge
 
-	next   uint64 // seq_committed to write
-	newHwm uint64 // seq reservation to write; 0: none
+	next      uint64 // the seq the next Append gets: clean_next on a clean stop
+	committed uint64 // seq_committed: the first seq neither written, acked nor dropped
+	newHwm    uint64 // seq reservation to write; 0: none
 
 	droppedAge, droppedBytes uint64 // tail records dropped by the plan
 
@@ -253,6 +254,11 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
 	p.needEvict = p.diskCount > 0 && (p.diskBytes+p.tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, p.cutoff))
 	p.next = b.next
+	// Records the grace leaves in the tail are lost by a crash: the gap Open logs must start at the first.
+	p.committed = p.next
+	if k < len(live) {
+		p.committed = live[k].seq
+	}
 	if b.hwm-(p.next-1) < b.opts.SeqBlock/2+1 {
 		p.newHwm = p.next - 1 + b.opts.SeqBlock
 	}
@@ -293,7 +299,7 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 			if p.res.oldest.IsZero() && len(p.snap) > 0 {
 				p.res.oldest = p.snap[0].at
 			}
-			if err := meta.Put(keyCommitted, u64(p.next)); err != nil {
+			if err := meta.Put(keyCommitted, u64(p.committed)); err != nil {
 				return err
 			}
 			if p.newHwm != 0 {

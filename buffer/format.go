@@ -34,7 +34,7 @@ var (
 
 	keyFormat    = []byte("format")        // uint64 BE: formatVersion
 	keyReserved  = []byte("seq_reserved")  // uint64 BE: highest seq that may have been handed out
-	keyCommitted = []byte("seq_committed") // uint64 BE: next seq at the last commit (for the gap log)
+	keyCommitted = []byte("seq_committed") // uint64 BE: first seq the last commit left off disk (for the gap log)
 	keyClean     = []byte("clean_next")    // uint64 BE: next seq, present only after a clean Close
 )
 
