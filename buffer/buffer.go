@@ -93,6 +93,7 @@ type Buffer struct {
 	dropsUnlogged [2]uint64 // max bytes, max age
 	lastErrLog    time.Time
 	errsUnlogged  uint64
+	lastSideLog   time.Time // last warning about a failed sidecar write
 	lastCompact   time.Time
 	syncReserves  int // reservations Append had to wait for; guarded by commitMu
 

@@ -150,7 +150,9 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 		return fmt.Errorf("commit %d records: %w", len(p.snap), err)
 	}
 	if p.newHwm != 0 {
-		b.publishReserved(p.newHwm)
+		if err := b.publishReserved(p.newHwm); err != nil {
+			b.warnSidecar(err) // the records are committed; only the reservation waits
+		}
 	}
 	hook := b.settleCommit(p)
 	b.noteDrops(uint64(p.res.evictBytes), uint64(p.res.evictAge))
@@ -259,8 +261,8 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 	if k < len(live) {
 		p.committed = live[k].seq
 	}
-	if b.hwm-(p.next-1) < b.opts.SeqBlock/2+1 {
-		p.newHwm = p.next - 1 + b.opts.SeqBlock
+	if b.hwm < maxSeq && b.hwm-(p.next-1) < b.opts.SeqBlock/2+1 {
+		p.newHwm = b.blockEnd(p.next)
 	}
 	b.st.DroppedMaxAge += p.droppedAge
 	b.st.DroppedMaxBytes += p.droppedBytes

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,12 @@ const (
 
 	// valueHeader is the version byte plus the appended time (int64 BE unix nanoseconds).
 	valueHeader = 1 + 8
+
+	// maxSeq is the last sequence number ever handed out: downstream stores
+	// seq as a signed 64-bit integer (Redshift BIGINT, docs/redshift.sql), and
+	// stopping there means no arithmetic on a seq or a mark can wrap. A mark
+	// beyond it is damage, not history: 2^63 fixes take longer than any truck.
+	maxSeq = math.MaxInt64
 
 	sidecarSuffix = ".seq"
 	sidecarMagic  = "gps-agent buffer seq v1"
@@ -91,6 +98,9 @@ func readSidecar(path string) (uint64, error) {
 	n, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "reserved "), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("read seq sidecar %s: %w", path, err)
+	}
+	if n > maxSeq {
+		return 0, fmt.Errorf("read seq sidecar %s: mark %d is beyond the seq range", path, n)
 	}
 	return n, nil
 }
