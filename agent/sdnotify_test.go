@@ -111,7 +111,7 @@ func TestHealthCheck(t *testing.T) {
 	}
 	// A fix pending and no call ended since start (long ago): the uplink is stuck.
 	p.started = now.Add(-stuckAfter - time.Second)
-	if _, err := buf.Append(func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
+	if _, err := buf.Append(now, func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
 		t.Fatal(err)
 	}
 	if s := h.check(p, now); !strings.HasPrefix(s, "uplink: no call ended") {

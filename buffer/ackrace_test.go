@@ -14,7 +14,7 @@ import (
 func TestAckedStayAckedWhileCommitDeletesThem(t *testing.T) {
 	b, _ := openTest(t, quietOptions())
 	for i := range 10 {
-		if _, err := b.Append(func(seq uint64) ([]byte, error) { return fmt.Appendf(nil, "r%d", i), nil }); err != nil {
+		if _, err := b.Append(b.now(), func(seq uint64) ([]byte, error) { return fmt.Appendf(nil, "r%d", i), nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

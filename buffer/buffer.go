@@ -15,8 +15,10 @@ import (
 // Record is one pending record. Data is the caller's copy: it stays valid
 // after the call that returned it and may be modified.
 type Record struct {
-	Seq      uint64
-	Data     []byte
+	Seq  uint64
+	Data []byte
+	// Appended is the time the caller gave Append (the agent: the fix's GNSS
+	// time), not the gateway's clock at the call.
 	Appended time.Time
 }
 
@@ -25,7 +27,7 @@ type Stats struct {
 	Pending        int       `json:"pending"`         // records appended and not yet acked (tail + disk, minus acks not yet applied)
 	PendingBytes   int64     `json:"pending_bytes"`   // sum of len(Data) over Pending
 	Tail           int       `json:"tail"`            // pending records not yet committed to disk
-	OldestAppended time.Time `json:"oldest_appended"` // Appended of the oldest pending record; zero if none
+	OldestAppended time.Time `json:"oldest_appended"` // Appended of the oldest pending record (the caller's time); zero if none
 	NextSeq        uint64    `json:"next_seq"`        // the seq the next Append will get
 	ReservedSeq    uint64    `json:"reserved_seq"`    // highest seq durably reserved
 
@@ -45,7 +47,7 @@ type Stats struct {
 type entry struct {
 	seq   uint64
 	data  []byte
-	at    time.Time
+	at    time.Time     // the caller's time, given to Append
 	born  time.Duration // monotonic time of the Append since Buffer.epoch, for Run's ack grace
 	acked bool
 }
@@ -84,9 +86,10 @@ type Buffer struct {
 	diskCount      int
 	diskBytes      int64
 	diskOldest     time.Time
-	next           uint64 // next seq to hand out
-	hwm            uint64 // highest reserved seq; next <= hwm+1
-	st             Stats  // counters only
+	latest         time.Time // the time of the last record appended (at Open: of the newest on disk); MaxAge counts back from it
+	next           uint64    // next seq to hand out
+	hwm            uint64    // highest reserved seq; next <= hwm+1
+	st             Stats     // counters only
 	notify         chan struct{}
 
 	lastDropLog   time.Time
@@ -110,9 +113,22 @@ type Buffer struct {
 // the reserved sequence block is exhausted (commits failing for a long time).
 // If encode fails, the seq is not consumed. encode runs under the buffer's
 // lock: it must not call back into the Buffer.
-func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error) {
+//
+// at is the record's time on the caller's clock (the agent passes the fix's
+// GNSS time). MaxAge ages records by these times alone, counting back from
+// the last one appended, so a step of the gateway's clock ages nothing. The
+// caller must vouch for at: one far in the future would age every record
+// before it. A time before 2025 means "unknown" and is never aged.
+func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (uint64, error) {
 	if b.readOnly {
 		return 0, ErrReadOnly
+	}
+	// The value layout holds int64 Unix nanoseconds: a time it cannot hold
+	// (the zero Time, or after 2262) is stored as unknown (1970).
+	if ns := at.UnixNano(); time.Unix(0, ns).Equal(at) {
+		at = time.Unix(0, ns)
+	} else {
+		at = time.Unix(0, 0)
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -141,7 +157,8 @@ func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error)
 		return 0, fmt.Errorf("append seq %d: encode: %w", seq, err)
 	}
 	b.next++
-	b.tail = append(b.tail, entry{seq: seq, data: data, at: b.now(), born: time.Since(b.epoch)})
+	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: time.Since(b.epoch)})
+	b.latest = at
 	b.tailLive++
 	b.tailBytes += int64(len(data))
 	b.mu.Unlock()

@@ -87,14 +87,16 @@ func (b *Buffer) logCommitError(err error) {
 	}
 }
 
-// clockFloor is a time before any gateway ran this code. A record appended
-// earlier was appended before the clock was set (gateways without a
-// real-time clock boot in 1970): its age is unknown, so MaxAge spares it;
+// clockFloor is a time before any gateway ran this code. A record timed
+// earlier was timed by a clock that was not set (a receiver before its first
+// fix, a week-number rollover, or a format-1 record appended before the
+// gateway's clock was set): its age is unknown, so MaxAge spares it;
 // MaxBytes still bounds it.
 var clockFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// tooOld reports whether a record appended at at is past MaxAge. In-process
-// times carry a monotonic reading, so clock steps do not age the tail.
+// tooOld reports whether a record of time at is past MaxAge, given cutoff:
+// the caller's latest time minus MaxAge. Both are the caller's times, never
+// the gateway's clock, so a step of that clock ages nothing.
 func tooOld(at, cutoff time.Time) bool {
 	return at.Before(cutoff) && !at.Before(clockFloor)
 }
@@ -166,7 +168,7 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 // state, and what applyCommit's transaction found and did on disk.
 type commitPlan struct {
 	clean  bool
-	cutoff time.Time // records appended before it are past MaxAge
+	cutoff time.Time // records timed before it are past MaxAge: the latest caller's time minus MaxAge
 
 	snap      []entry // tail records to write, ascending seq
 	snapBytes int64   // data bytes of snap
@@ -214,12 +216,13 @@ func (p *commitPlan) last() uint64 {
 // the oldest over MaxBytes) and decides what the commit writes. No
 // transaction is in flight (commitMu), so the tail may be rebuilt.
 func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error) {
-	p := &commitPlan{clean: clean, cutoff: b.now().Add(-b.opts.MaxAge)}
+	p := &commitPlan{clean: clean}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
+	p.cutoff = b.latest.Add(-b.opts.MaxAge)
 	live := b.tail[:0]
 	for _, e := range b.tail {
 		switch {

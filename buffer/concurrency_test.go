@@ -32,7 +32,7 @@ func TestConcurrentAppendReadAck(t *testing.T) {
 	go func() {
 		defer close(appended)
 		for i := range n {
-			if _, err := b.Append(enc("c")); err != nil {
+			if _, err := b.Append(b.now(), enc("c")); err != nil {
 				appendErr = err
 				return
 			}
@@ -221,7 +221,7 @@ func TestOldestCursorNeverSkips(t *testing.T) {
 	appendDone := make(chan error, 1)
 	go func() {
 		for range n {
-			if _, err := b.Append(enc("o")); err != nil {
+			if _, err := b.Append(b.now(), enc("o")); err != nil {
 				appendDone <- err
 				return
 			}

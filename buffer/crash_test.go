@@ -47,7 +47,7 @@ func crashChild(path string) {
 	go func() { _ = b.Run(context.Background()) }()
 	fmt.Fprintf(out, "ready %d\n", b.Stats().NextSeq)
 	for {
-		s, err := b.Append(enc("crash-test-payload-of-some-length"))
+		s, err := b.Append(b.now(), enc("crash-test-payload-of-some-length"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child append:", err)
 			os.Exit(3)

@@ -99,7 +99,7 @@ func enc(payload string) func(uint64) ([]byte, error) {
 
 func mustAppend(t testing.TB, b *Buffer, payload string) uint64 {
 	t.Helper()
-	seq, err := b.Append(enc(payload))
+	seq, err := b.Append(b.now(), enc(payload))
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}

@@ -71,7 +71,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 // file should be moved aside.
 func (b *Buffer) openOnce(side uint64) error {
 	// A retry after quarantine starts from an empty file: nothing of the bad one's counts may carry over.
-	b.diskCount, b.diskBytes, b.diskOldest = 0, 0, time.Time{}
+	b.diskCount, b.diskBytes, b.diskOldest, b.latest = 0, 0, time.Time{}, time.Time{}
 	fi, err := os.Stat(b.path)
 	switch {
 	case err == nil && fi.Size() == 0:
@@ -170,6 +170,7 @@ func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 					if b.diskCount == 0 {
 						b.diskOldest = at
 					}
+					b.latest = at // keys ascend: ends at the newest record
 					b.diskCount++
 					b.diskBytes += int64(len(data))
 					return nil
@@ -199,7 +200,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 		return err
 	}
 
-	var dbHwm, committed, clean uint64
+	var dbHwm, committed, clean, from uint64
 	var hasClean bool
 	err = guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -222,7 +223,8 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			if err := m.Delete(keyClean); err != nil {
 				return err
 			}
-			return m.Put(keyFormat, u64(formatVersion))
+			from, _ = getU64(m.Get(keyFormat))
+			return migrate(tx, from)
 		})
 	})
 	if err != nil {
@@ -247,6 +249,9 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 	})
 	if err != nil {
 		return err
+	}
+	if from != 0 && from < formatVersion {
+		b.log.Info("upgraded buffer format", "from", from, "to", formatVersion, "records", b.diskCount)
 	}
 	if len(invalid) > 0 {
 		b.st.DroppedInvalid += uint64(len(invalid))

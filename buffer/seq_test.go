@@ -195,7 +195,7 @@ func TestSidecarFailureHoldsTheMark(t *testing.T) {
 	var last uint64
 	var refused error
 	for range 3 * opts.SeqBlock {
-		s, err := b.Append(enc("p"))
+		s, err := b.Append(b.now(), enc("p"))
 		if err != nil {
 			refused = err
 			break
@@ -278,7 +278,7 @@ func TestSeqMarksNearTheEnd(t *testing.T) {
 			defer mustClose(t, b2)
 			var got []uint64
 			for range 4 {
-				s, err := b2.Append(enc("q"))
+				s, err := b2.Append(b2.now(), enc("q"))
 				if err != nil {
 					if !errors.Is(err, ErrSeqUnavailable) {
 						t.Fatalf("Append = %v, want ErrSeqUnavailable", err)
