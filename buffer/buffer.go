@@ -97,13 +97,17 @@ type Buffer struct {
 	lastErrLog    time.Time
 	errsUnlogged  uint64
 	lastSideLog   time.Time // last warning about a failed sidecar write
-	lastCompact   time.Time
-	syncReserves  int // reservations Append had to wait for; guarded by commitMu
+	// journal, while a compaction copies, holds the record keys each commit
+	// wrote or deleted since the copy began; nil otherwise.
+	journal      map[string]struct{}
+	lastCompact  time.Time
+	syncReserves int // reservations Append had to wait for; guarded by commitMu
 
 	// Test hooks, nil in production.
 	commitHook   func(tx *bolt.Tx) error // called inside the commit transaction
 	afterCommit  func(last uint64)       // called after each successful commit with the last seq it wrote (0: none)
 	readHook     func()                  // called between a read's tail and disk looks
+	compactHook  func()                  // called after each transaction of a compaction's copy
 	compactMin   int64                   // minimum file size worth compacting
 	compactEvery time.Duration           // minimum time between compaction checks
 }

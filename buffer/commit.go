@@ -49,13 +49,27 @@ func (b *Buffer) Run(ctx context.Context) error {
 	grace := ackGrace(b.opts.CommitInterval)
 	t := time.NewTicker(b.opts.CommitInterval - grace)
 	defer t.Stop()
+	// A compaction copies on its own goroutine so the ticks, and with them
+	// the loss window, go on; Run waits for it (ctx stops it) before returning.
+	var compacting chan struct{}
+	defer func() {
+		if compacting != nil {
+			<-compacting
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
+			if compacting != nil {
+				<-compacting
+				compacting = nil
+			}
 			if err := b.Commit(); err != nil {
 				return fmt.Errorf("buffer run: final commit: %w", err)
 			}
 			return nil
+		case <-compacting:
+			compacting = nil
 		case <-t.C:
 			if err := b.commitGrace(grace); err != nil {
 				if errors.Is(err, ErrClosed) {
@@ -64,7 +78,13 @@ func (b *Buffer) Run(ctx context.Context) error {
 				b.logCommitError(err)
 				continue
 			}
-			b.maybeCompact()
+			if compacting == nil && b.compactDue() {
+				compacting = make(chan struct{})
+				go func(done chan struct{}) {
+					defer close(done)
+					b.maybeCompact(ctx)
+				}(compacting)
+			}
 			b.releaseMappedCommit()
 		}
 	}
@@ -189,6 +209,9 @@ type commitPlan struct {
 
 	droppedAge, droppedBytes uint64 // tail records dropped by the plan
 
+	journal bool     // a compaction is copying: note the record keys written or deleted in touched
+	touched []string // record keys this commit wrote or deleted, when journal
+
 	res commitResult
 }
 
@@ -255,6 +278,7 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 		p.snapBytes += int64(len(e.data))
 	}
 	p.tailBytes = b.tailBytes
+	p.journal = b.journal != nil
 	p.acked = maps.Clone(b.ackedDisk)
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
 	p.needEvict = p.diskCount > 0 && (p.diskBytes+p.tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, p.cutoff))
@@ -280,12 +304,13 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 	ackedSeqs := slices.Sorted(maps.Keys(p.acked))
 	return guard(func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
-			p.res = commitResult{}
+			p.res, p.touched = commitResult{}, p.touched[:0]
 			bk, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
 			for _, s := range ackedSeqs {
 				if v := bk.Get(seqKey(s)); v != nil {
 					p.res.deleted++
 					p.res.deletedBytes += int64(max(len(v)-valueHeader, 0))
+					p.touch(seqKey(s))
 					if err := bk.Delete(seqKey(s)); err != nil {
 						return err
 					}
@@ -297,6 +322,7 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 			// Keys arrive in ascending order: full pages waste less flash.
 			bk.FillPercent = 0.9
 			for _, e := range p.snap {
+				p.touch(seqKey(e.seq))
 				if err := bk.Put(seqKey(e.seq), encodeValue(e.at, e.data)); err != nil {
 					return fmt.Errorf("put seq %d: %w", e.seq, err)
 				}
@@ -348,6 +374,7 @@ func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) error {
 		}
 		onDisk -= int64(len(data))
 		p.res.deletedBytes += int64(len(data))
+		p.touch(k)
 		if err := c.Delete(); err != nil {
 			return err
 		}
@@ -395,7 +422,20 @@ func (b *Buffer) settleCommit(p *commitPlan) func(uint64) {
 	b.st.DroppedInvalid += uint64(r.invalid)
 	b.st.Commits++
 	b.st.LastCommitErr = ""
+	if b.journal != nil {
+		for _, k := range p.touched {
+			b.journal[k] = struct{}{}
+		}
+	}
 	return b.afterCommit
+}
+
+// touch notes a record key the commit writes or deletes, for a compaction's
+// catch-up.
+func (p *commitPlan) touch(k []byte) {
+	if p.journal {
+		p.touched = append(p.touched, string(k))
+	}
 }
 
 // noteDrops logs dropped records at most once a minute, with the counts

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,10 @@ const crashChildEnv = "BUFFER_CRASH_CHILD_DB"
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashChildEnv); path != "" {
 		crashChild(path)
+		return
+	}
+	if path := os.Getenv(compactChildEnv); path != "" {
+		compactChild(path)
 		return
 	}
 	os.Exit(m.Run())
@@ -46,6 +51,11 @@ func crashChild(path string) {
 	}
 	go func() { _ = b.Run(context.Background()) }()
 	fmt.Fprintf(out, "ready %d\n", b.Stats().NextSeq)
+	appendForever(b, out)
+}
+
+// appendForever appends until the process is killed, reporting "a SEQ" after each Append returns.
+func appendForever(b *Buffer, out io.Writer) {
 	for {
 		s, err := b.Append(b.now(), enc("crash-test-payload-of-some-length"))
 		if err != nil {
@@ -115,10 +125,44 @@ func TestCrashKill9(t *testing.T) {
 // the last committed seq it reported and every seq it reported handing out.
 func runCrashChild(t *testing.T, path string, d time.Duration) (lastCommit uint64, handed []uint64) {
 	t.Helper()
+	var deadline time.Time
+	for _, ev := range runKilledChild(t, crashChildEnv, path, func(ev childEvent) bool {
+		if ev.kind == "ready" && deadline.IsZero() {
+			deadline = time.Now().Add(d)
+		}
+		return !deadline.IsZero() && time.Now().After(deadline)
+	}) {
+		switch ev.kind {
+		case "a":
+			handed = append(handed, ev.n)
+		case "c":
+			lastCommit = ev.n
+		}
+	}
+	if len(handed) == 0 {
+		t.Fatal("child handed out nothing")
+	}
+	return lastCommit, handed
+}
+
+// childEvent is one line a child reports: a kind and a number.
+type childEvent struct {
+	kind string
+	n    uint64
+}
+
+// runKilledChild re-execs the test binary as a child (env=path selects what it does), kills it with SIGKILL
+// after the first line kill returns true for, and returns every line it reported. A child that outlives 30 s is
+// killed too.
+func runKilledChild(t *testing.T, env, path string, kill func(childEvent) bool) []childEvent {
+	t.Helper()
+	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
+		t.Skipf("re-execs the test binary, which %s cannot without binfmt_misc; runs on amd64", q)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	cmd.Env = append(os.Environ(), env+"="+path)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -131,46 +175,25 @@ func runCrashChild(t *testing.T, path string, d time.Duration) (lastCommit uint6
 	pid := cmd.Process.Pid
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var timer <-chan time.Time
-	for line := range lines {
-		if strings.HasPrefix(line, "ready ") && timer == nil {
-			timer = time.After(d)
-		}
-		select {
-		case <-timer:
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			timer = nil
-		default:
-		}
-		kind, num, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
+	var events []childEvent
+	killed := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		kind, num, _ := strings.Cut(sc.Text(), " ")
 		n, err := strconv.ParseUint(num, 10, 64)
-		if err != nil {
+		if err != nil && num != "" {
 			continue // a torn last line
 		}
-		switch kind {
-		case "a":
-			handed = append(handed, n)
-		case "c":
-			lastCommit = n
+		ev := childEvent{kind, n}
+		events = append(events, ev)
+		if !killed && kill(ev) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = true
 		}
 	}
 	err = cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v, stderr: %s", err, stderr.String())
 	}
-	if len(handed) == 0 {
-		t.Fatalf("child handed out nothing; stderr: %s", stderr.String())
-	}
-	return lastCommit, handed
+	return events
 }
