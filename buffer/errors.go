@@ -24,7 +24,7 @@ var (
 	// Append refuses instead.
 	ErrSeqUnavailable = errors.New("no durable sequence number available")
 
-	// errCorrupt marks a database file that must be moved aside; it never
-	// leaves the package (Open moves the file, OpenReadOnly reports it).
+	// errCorrupt marks a database file that must be moved aside. Open acts on
+	// it; OpenReadOnly returns it wrapped, for its text only.
 	errCorrupt = errors.New("corrupt database")
 )
