@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Records acked after they were committed are deleted by the next commit. While that commit's transaction runs
@@ -41,13 +39,7 @@ func TestAckedStayAckedWhileCommitDeletesThem(t *testing.T) {
 		}
 		return oldest, newest, b.Stats().Pending
 	}
-	inCommit := make(chan struct{})
-	release := make(chan struct{})
-	b.commitHook = func(*bolt.Tx) error {
-		close(inCommit)
-		<-release
-		return nil
-	}
+	inCommit, release := holdCommit(b)
 	done := make(chan error)
 	go func() { done <- b.Commit() }()
 	<-inCommit
@@ -80,13 +72,7 @@ func TestTailAckedDuringCommitStaysAcked(t *testing.T) {
 			for range 3 {
 				mustAppend(t, b, "r")
 			}
-			inCommit := make(chan struct{})
-			release := make(chan struct{})
-			b.commitHook = func(*bolt.Tx) error {
-				close(inCommit)
-				<-release
-				return nil
-			}
+			inCommit, release := holdCommit(b)
 			done := make(chan error, 1)
 			go func() { done <- b.Commit() }() // writes 1..3
 			<-inCommit

@@ -124,9 +124,6 @@ type Buffer struct {
 // caller must vouch for at: one far in the future would age every record
 // before it. A time before 2025 means "unknown" and is never aged.
 func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (uint64, error) {
-	if b.readOnly {
-		return 0, ErrReadOnly
-	}
 	// The value layout holds int64 Unix nanoseconds: a time it cannot hold
 	// (the zero Time, or after 2262) is stored as unknown (1970).
 	if ns := at.UnixNano(); time.Unix(0, ns).Equal(at) {
@@ -134,10 +131,8 @@ func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (
 	} else {
 		at = time.Unix(0, 0)
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return 0, ErrClosed
+	if err := b.lockWritable(); err != nil {
+		return 0, err
 	}
 	if b.next > b.hwm {
 		b.mu.Unlock()
@@ -353,13 +348,8 @@ func diskRecord(k, v []byte, acked map[uint64]struct{}) (Record, bool, error) {
 // acked seqs are ignored. A record still in the tail is forgotten and never
 // written; a committed one is deleted at the next commit.
 func (b *Buffer) Ack(seqs ...uint64) error {
-	if b.readOnly {
-		return ErrReadOnly
-	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
+	if err := b.lockWritable(); err != nil {
+		return err
 	}
 	var rest []uint64
 	for _, s := range seqs {
@@ -403,6 +393,20 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 	defer b.mu.Unlock()
 	for s, n := range found {
 		b.markAckedDisk(s, n)
+	}
+	return nil
+}
+
+// lockWritable locks mu for a method that writes, or returns why it may
+// not: ErrReadOnly or ErrClosed (with mu unlocked).
+func (b *Buffer) lockWritable() error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
 	}
 	return nil
 }

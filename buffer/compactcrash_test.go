@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 const compactChildEnv = "BUFFER_COMPACT_CHILD_DB"
@@ -19,13 +18,7 @@ const compactChildEnv = "BUFFER_COMPACT_CHILD_DB"
 // first transaction, reporting "copying": the child is killed in the middle of a compaction, with the copy
 // stale and the commits going on.
 func compactChild(path string) {
-	opts := quietOptions()
-	opts.CommitInterval = 3 * time.Millisecond
-	b, err := Open(path, opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child open:", err)
-		os.Exit(2)
-	}
+	b := openChild(path, 0)
 	out := os.Stdout
 	var ack []uint64
 	for i := range 5000 {
@@ -53,14 +46,7 @@ func compactChild(path string) {
 			select {} // the copy stays in the middle until the kill
 		}
 	}
-	b.afterCommit = func(last uint64) {
-		if last > 0 {
-			fmt.Fprintf(out, "c %d\n", last)
-		}
-	}
-	go func() { _ = b.Run(context.Background()) }()
-	fmt.Fprintf(out, "ready %d\n", b.Stats().NextSeq)
-	appendForever(b, out)
+	runChild(b)
 }
 
 // TestKill9DuringCompaction kills a child with SIGKILL in the middle of a compaction's copy, after commits went

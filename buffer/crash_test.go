@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,14 +34,25 @@ func TestMain(m *testing.M) {
 // on stdout, one write per line: "a SEQ" after each Append returns and
 // "c SEQ" after each commit that wrote records up to SEQ. It runs until killed.
 func crashChild(path string) {
+	runChild(openChild(path, 64)) // several reservations per round
+}
+
+// openChild opens the buffer for a child process with a short commit interval, or exits.
+func openChild(path string, seqBlock uint64) *Buffer {
 	opts := quietOptions()
 	opts.CommitInterval = 3 * time.Millisecond
-	opts.SeqBlock = 64 // several reservations per round
+	opts.SeqBlock = seqBlock
 	b, err := Open(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
 	}
+	return b
+}
+
+// runChild starts the commit loop, reporting "c SEQ" after each commit that wrote records up to SEQ, then
+// appends until the process is killed, reporting "a SEQ" after each Append returns.
+func runChild(b *Buffer) {
 	out := os.Stdout
 	b.afterCommit = func(last uint64) {
 		if last > 0 {
@@ -51,11 +61,6 @@ func crashChild(path string) {
 	}
 	go func() { _ = b.Run(context.Background()) }()
 	fmt.Fprintf(out, "ready %d\n", b.Stats().NextSeq)
-	appendForever(b, out)
-}
-
-// appendForever appends until the process is killed, reporting "a SEQ" after each Append returns.
-func appendForever(b *Buffer, out io.Writer) {
 	for {
 		s, err := b.Append(b.now(), enc("crash-test-payload-of-some-length"))
 		if err != nil {

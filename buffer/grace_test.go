@@ -107,13 +107,7 @@ func TestRunAckedWithinGraceNeverWritten(t *testing.T) {
 // TestCrashGapCoversUncommittedTail: records the grace left in the tail are lost by a crash, and the gap logged
 // at the next Open must start at the first of them, so downstream finds every lost fix inside the logged range.
 func TestCrashGapCoversUncommittedTail(t *testing.T) {
-	opts := testOptions(t)
-	opts.SeqBlock = 100
-	path := t.TempDir() + "/buffer.db"
-	b, err := Open(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, path, opts := openBlock(t, 100)
 	mustAppend(t, b, "old")
 	mustAppend(t, b, "old")
 	time.Sleep(30 * time.Millisecond) // age the first records in real (monotonic) time

@@ -21,13 +21,8 @@ const logEvery = time.Minute
 // Stats, logged at most once a minute, and retried at the next tick. Only one
 // Run may be active at a time. Call Close after Run has returned.
 func (b *Buffer) Run(ctx context.Context) error {
-	if b.readOnly {
-		return ErrReadOnly
-	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
+	if err := b.lockWritable(); err != nil {
+		return err
 	}
 	if b.running {
 		b.mu.Unlock()

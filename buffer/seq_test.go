@@ -181,13 +181,7 @@ func mustRemove(t testing.TB, path string) {
 // mark (it fails instead, once the reserved block is used), so losing the database later still repeats nothing.
 // Once the sidecar can be written again, reservations and appends resume.
 func TestSidecarFailureHoldsTheMark(t *testing.T) {
-	opts := testOptions(t)
-	opts.SeqBlock = 8
-	path := t.TempDir() + "/buffer.db"
-	b, err := Open(path, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, path, opts := openBlock(t, 8)
 	// A directory where the sidecar's temp file goes makes every sidecar write fail.
 	if err := os.Mkdir(path+sidecarSuffix+".tmp", 0o700); err != nil {
 		t.Fatal(err)
@@ -254,13 +248,7 @@ func TestSeqMarksNearTheEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := testOptions(t)
-			opts.SeqBlock = 8
-			path := t.TempDir() + "/buffer.db"
-			b, err := Open(path, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, path, opts := openBlock(t, 8)
 			first := mustAppend(t, b, "p")
 			mustClose(t, b)
 			if tt.sidecar != 0 {
