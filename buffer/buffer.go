@@ -83,6 +83,7 @@ type Buffer struct {
 	ackedDisk      map[uint64]int64
 	ackedDiskBytes int64
 	ackedDiskMax   uint64 // highest seq in ackedDisk, 0 if empty
+	inflight       uint64 // highest seq the commit in flight writes, 0 if none
 	diskCount      int
 	diskBytes      int64
 	diskOldest     time.Time
@@ -204,13 +205,13 @@ func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*
 }
 
 // snapshotAcked copies the seqs > after that a disk scan must skip: committed records acked since the last
-// commit, and records acked while still in the tail. A commit in flight may be writing the latter; it moves
-// them to ackedDisk when it settles, which can happen after this snapshot and before the scan finds them on
-// disk. A drain acks what it read, so Oldest(after) copies almost nothing instead of every ack since the last
+// commit, and records acked in the tail that the commit in flight is writing. That commit moves them to
+// ackedDisk when it settles, which can happen after this snapshot and before the scan finds them on disk.
+// A drain acks what it read, so Oldest(after) copies almost nothing instead of every ack since the last
 // commit. Caller holds mu.
 func (b *Buffer) snapshotAcked(after uint64) map[uint64]struct{} {
 	m := make(map[uint64]struct{})
-	for i := b.tailIndex(after + 1); i < len(b.tail); i++ {
+	for i := b.tailIndex(after + 1); i < len(b.tail) && b.tail[i].seq <= b.inflight; i++ {
 		if b.tail[i].acked {
 			m[b.tail[i].seq] = struct{}{}
 		}

@@ -54,6 +54,7 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 	}
 	if err := b.applyCommit(p); err != nil {
 		b.mu.Lock()
+		b.inflight = 0
 		b.st.CommitErrors++
 		b.st.LastCommitErr = err.Error()
 		b.mu.Unlock()
@@ -166,6 +167,7 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 		p.snapBytes += int64(len(e.data))
 	}
 	p.tailBytes = b.tailBytes
+	b.inflight = p.last()
 	p.journal = b.journal != nil
 	p.acked = maps.Clone(b.ackedDisk)
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
@@ -279,6 +281,7 @@ func (b *Buffer) settleCommit(p *commitPlan) func(uint64) {
 	last := p.last()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.inflight = 0
 	for s, n := range p.acked {
 		delete(b.ackedDisk, s)
 		b.ackedDiskBytes -= n
