@@ -93,11 +93,12 @@ type Buffer struct {
 	st             Stats     // counters only
 	notify         chan struct{}
 
-	lastDropLog   time.Time
-	dropsUnlogged [2]uint64 // max bytes, max age
-	lastErrLog    time.Time
-	errsUnlogged  uint64
-	lastSideLog   time.Time // last warning about a failed sidecar write
+	lastDropLog    time.Time
+	dropsUnlogged  [2]uint64 // max bytes, max age
+	lastErrLog     time.Time
+	errsUnlogged   uint64
+	lastSideLog    time.Time // last warning about a failed sidecar write
+	lastReserveLog time.Time // last warning about a synchronous reservation
 	// journal, while a compaction copies, holds the record keys each commit
 	// wrote or deleted since the copy began; nil otherwise.
 	journal      map[string]struct{}

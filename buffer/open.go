@@ -334,16 +334,22 @@ func (b *Buffer) publishReserved(hwm uint64) error {
 // warnSidecar logs a failed sidecar write at most once a minute: the commit
 // loop retries it every tick.
 func (b *Buffer) warnSidecar(err error) {
-	b.mu.Lock()
-	now := b.now()
-	due := now.Sub(b.lastSideLog) >= logEvery
-	if due {
-		b.lastSideLog = now
-	}
-	b.mu.Unlock()
-	if due {
+	if b.logDue(&b.lastSideLog) {
 		b.log.Warn("seq sidecar not written; appends use only seqs it already covers", "err", err)
 	}
+}
+
+// logDue reports whether a warning last logged at *last may be logged again
+// (once per logEvery) and if so, marks it logged now. Caller holds no lock.
+func (b *Buffer) logDue(last *time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if now.Sub(*last) < logEvery {
+		return false
+	}
+	*last = now
+	return true
 }
 
 // reserveNow reserves a block synchronously, for Append when the block
@@ -364,7 +370,9 @@ func (b *Buffer) reserveNow() error {
 		return fmt.Errorf("append: %w: the seq range ends at %d", ErrSeqUnavailable, uint64(maxSeq))
 	}
 	b.syncReserves++
-	b.log.Warn("seq block exhausted before the commit loop reserved the next; reserving synchronously", "next_seq", next)
+	if b.logDue(&b.lastReserveLog) { // while reserving fails, every Append comes here
+		b.log.Warn("seq block exhausted before the commit loop reserved the next; reserving synchronously", "next_seq", next)
+	}
 	if err := b.reserve(b.blockEnd(next)); err != nil {
 		return fmt.Errorf("append: %w: %w", ErrSeqUnavailable, err)
 	}
