@@ -102,6 +102,12 @@ func (b *Buffer) worthCompacting() (int64, bool, error) {
 // file, complete, or the new one, caught up, at path; a stale NAME.compact
 // is removed by the next compaction. Only one compaction runs at a time
 // (Run's goroutine), and Close is called after Run has returned.
+//
+// Caveat: bbolt remaps its file only when no read transaction is open, so a
+// commit that must grow the file past bbolt's memory map waits for the copy.
+// A compaction starts only when at least half the file is free pages, and
+// bbolt maps ahead of the file (doubling, up to 1 GiB steps), so commits
+// during a copy fit in it unless a huge tail arrives at once.
 func (b *Buffer) compact(ctx context.Context) error {
 	tmp := b.path + ".compact"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
