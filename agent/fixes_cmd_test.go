@@ -38,7 +38,7 @@ func writeTestBuffer(t *testing.T, n int) string {
 		if i%3 == 2 {
 			f.SpeedKmh, f.CourseDeg, f.AltM, f.Sats, f.HDOP = math.NaN(), math.NaN(), math.NaN(), -1, math.NaN()
 		}
-		if _, err := b.Append(func(seq uint64) ([]byte, error) { return enc.encode(nil, seq, f, f.Time.Add(time.Second)), nil }); err != nil {
+		if _, err := b.Append(f.Time, func(seq uint64) ([]byte, error) { return enc.encode(nil, seq, f, f.Time.Add(time.Second)), nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

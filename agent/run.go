@@ -85,7 +85,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			}
 			// Append does not wait on disk. It fails only when no seq can be handed out safely (commits have
 			// failed for hours): the fix is lost then, counted, and logged on the first of a run of failures.
-			if _, err := buf.Append(func(seq uint64) ([]byte, error) {
+			// The buffer ages fixes by their GNSS time, which the filter vouched for, never by the gateway's clock.
+			if _, err := buf.Append(f.Time, func(seq uint64) ([]byte, error) {
 				return enc.encode(nil, seq, f, now), nil
 			}); err != nil {
 				p.appendErrors.Add(1)

@@ -103,7 +103,7 @@ func TestBenchWriteBytes(t *testing.T) {
 					t.Fatal("timed out appending")
 				case <-tick.C:
 				}
-				seq, err := b.Append(fixEncoder)
+				seq, err := b.Append(b.now(), fixEncoder)
 				if err != nil {
 					t.Fatalf("Append: %v", err)
 				}

@@ -204,7 +204,7 @@ func rssChild(t *testing.T, path string) {
 			}
 			*pend = (*pend)[1:]
 		}
-		seq, err := b.Append(fixEncoder)
+		seq, err := b.Append(b.now(), fixEncoder)
 		if err != nil {
 			t.Fatalf("Append: %v", err)
 		}
@@ -217,7 +217,7 @@ func rssChild(t *testing.T, path string) {
 	// keeps the tail from holding it all).
 	start := time.Now()
 	for i := 1; i <= total; i++ {
-		if _, err := b.Append(fixEncoder); err != nil {
+		if _, err := b.Append(b.now(), fixEncoder); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
 		if i%rssFillCommitEvery == 0 {
@@ -231,7 +231,7 @@ func rssChild(t *testing.T, path string) {
 
 	// Hold: still down, 100 fixes/s for 3 s.
 	paced(t, ctx, 300, func(time.Time, *[]uint64) {
-		if _, err := b.Append(fixEncoder); err != nil {
+		if _, err := b.Append(b.now(), fixEncoder); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
 	})
@@ -252,7 +252,7 @@ func rssChild(t *testing.T, path string) {
 	phase("open") // Open's consistency check reads every page
 	stopRun = startRun(ctx, b)
 	paced(t, ctx, 100, func(time.Time, *[]uint64) {
-		if _, err := b.Append(fixEncoder); err != nil {
+		if _, err := b.Append(b.now(), fixEncoder); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
 	})

@@ -136,7 +136,7 @@ func TestBounds(t *testing.T) {
 func appendN(t testing.TB, b *Buffer, f func(uint64) ([]byte, error), n int) {
 	t.Helper()
 	for range n {
-		if _, err := b.Append(f); err != nil {
+		if _, err := b.Append(b.now(), f); err != nil {
 			t.Fatal(err)
 		}
 	}

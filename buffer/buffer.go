@@ -15,8 +15,10 @@ import (
 // Record is one pending record. Data is the caller's copy: it stays valid
 // after the call that returned it and may be modified.
 type Record struct {
-	Seq      uint64
-	Data     []byte
+	Seq  uint64
+	Data []byte
+	// Appended is the time the caller gave Append (the agent: the fix's GNSS
+	// time), not the gateway's clock at the call.
 	Appended time.Time
 }
 
@@ -25,7 +27,7 @@ type Stats struct {
 	Pending        int       `json:"pending"`         // records appended and not yet acked (tail + disk, minus acks not yet applied)
 	PendingBytes   int64     `json:"pending_bytes"`   // sum of len(Data) over Pending
 	Tail           int       `json:"tail"`            // pending records not yet committed to disk
-	OldestAppended time.Time `json:"oldest_appended"` // Appended of the oldest pending record; zero if none
+	OldestAppended time.Time `json:"oldest_appended"` // Appended of the oldest pending record (the caller's time); zero if none
 	NextSeq        uint64    `json:"next_seq"`        // the seq the next Append will get
 	ReservedSeq    uint64    `json:"reserved_seq"`    // highest seq durably reserved
 
@@ -45,7 +47,7 @@ type Stats struct {
 type entry struct {
 	seq   uint64
 	data  []byte
-	at    time.Time
+	at    time.Time     // the caller's time, given to Append
 	born  time.Duration // monotonic time of the Append since Buffer.epoch, for Run's ack grace
 	acked bool
 }
@@ -81,25 +83,33 @@ type Buffer struct {
 	ackedDisk      map[uint64]int64
 	ackedDiskBytes int64
 	ackedDiskMax   uint64 // highest seq in ackedDisk, 0 if empty
+	inflight       uint64 // highest seq the commit in flight writes, 0 if none
 	diskCount      int
 	diskBytes      int64
 	diskOldest     time.Time
-	next           uint64 // next seq to hand out
-	hwm            uint64 // highest reserved seq; next <= hwm+1
-	st             Stats  // counters only
+	latest         time.Time // the time of the last record appended (at Open: of the newest on disk); MaxAge counts back from it
+	next           uint64    // next seq to hand out
+	hwm            uint64    // highest reserved seq; next <= hwm+1
+	st             Stats     // counters only
 	notify         chan struct{}
 
-	lastDropLog   time.Time
-	dropsUnlogged [2]uint64 // max bytes, max age
-	lastErrLog    time.Time
-	errsUnlogged  uint64
-	lastCompact   time.Time
-	syncReserves  int // reservations Append had to wait for; guarded by commitMu
+	lastDropLog    time.Time
+	dropsUnlogged  [2]uint64 // max bytes, max age
+	lastErrLog     time.Time
+	errsUnlogged   uint64
+	lastSideLog    time.Time // last warning about a failed sidecar write
+	lastReserveLog time.Time // last warning about a synchronous reservation
+	// journal, while a compaction copies, holds the record keys each commit
+	// wrote or deleted since the copy began; nil otherwise.
+	journal      map[string]struct{}
+	lastCompact  time.Time
+	syncReserves int // reservations Append had to wait for; guarded by commitMu
 
 	// Test hooks, nil in production.
 	commitHook   func(tx *bolt.Tx) error // called inside the commit transaction
 	afterCommit  func(last uint64)       // called after each successful commit with the last seq it wrote (0: none)
 	readHook     func()                  // called between a read's tail and disk looks
+	compactHook  func()                  // called after each transaction of a compaction's copy
 	compactMin   int64                   // minimum file size worth compacting
 	compactEvery time.Duration           // minimum time between compaction checks
 }
@@ -109,14 +119,22 @@ type Buffer struct {
 // the reserved sequence block is exhausted (commits failing for a long time).
 // If encode fails, the seq is not consumed. encode runs under the buffer's
 // lock: it must not call back into the Buffer.
-func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error) {
-	if b.readOnly {
-		return 0, ErrReadOnly
+//
+// at is the record's time on the caller's clock (the agent passes the fix's
+// GNSS time). MaxAge ages records by these times alone, counting back from
+// the last one appended, so a step of the gateway's clock ages nothing. The
+// caller must vouch for at: one far in the future would age every record
+// before it. A time before 2025 means "unknown" and is never aged.
+func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (uint64, error) {
+	// The value layout holds int64 Unix nanoseconds: a time it cannot hold
+	// (the zero Time, or after 2262) is stored as unknown (1970).
+	if ns := at.UnixNano(); time.Unix(0, ns).Equal(at) {
+		at = time.Unix(0, ns)
+	} else {
+		at = time.Unix(0, 0)
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return 0, ErrClosed
+	if err := b.lockWritable(); err != nil {
+		return 0, err
 	}
 	if b.next > b.hwm {
 		b.mu.Unlock()
@@ -140,7 +158,8 @@ func (b *Buffer) Append(encode func(seq uint64) ([]byte, error)) (uint64, error)
 		return 0, fmt.Errorf("append seq %d: encode: %w", seq, err)
 	}
 	b.next++
-	b.tail = append(b.tail, entry{seq: seq, data: data, at: b.now(), born: time.Since(b.epoch)})
+	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: time.Since(b.epoch)})
+	b.latest = at
 	b.tailLive++
 	b.tailBytes += int64(len(data))
 	b.mu.Unlock()
@@ -186,11 +205,18 @@ func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*
 	return disk, err
 }
 
-// snapshotAcked copies the set of acked committed records with seq > after.
-// A drain acks what it read, so Oldest(after) copies nothing instead of
-// every ack since the last commit. Caller holds mu.
+// snapshotAcked copies the seqs > after that a disk scan must skip: committed records acked since the last
+// commit, and records acked in the tail that the commit in flight is writing. That commit moves them to
+// ackedDisk when it settles, which can happen after this snapshot and before the scan finds them on disk.
+// A drain acks what it read, so Oldest(after) copies almost nothing instead of every ack since the last
+// commit. Caller holds mu.
 func (b *Buffer) snapshotAcked(after uint64) map[uint64]struct{} {
 	m := make(map[uint64]struct{})
+	for i := b.tailIndex(after + 1); i < len(b.tail) && b.tail[i].seq <= b.inflight; i++ {
+		if b.tail[i].acked {
+			m[b.tail[i].seq] = struct{}{}
+		}
+	}
 	if after >= b.ackedDiskMax {
 		return m
 	}
@@ -324,13 +350,8 @@ func diskRecord(k, v []byte, acked map[uint64]struct{}) (Record, bool, error) {
 // acked seqs are ignored. A record still in the tail is forgotten and never
 // written; a committed one is deleted at the next commit.
 func (b *Buffer) Ack(seqs ...uint64) error {
-	if b.readOnly {
-		return ErrReadOnly
-	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
+	if err := b.lockWritable(); err != nil {
+		return err
 	}
 	var rest []uint64
 	for _, s := range seqs {
@@ -374,6 +395,20 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 	defer b.mu.Unlock()
 	for s, n := range found {
 		b.markAckedDisk(s, n)
+	}
+	return nil
+}
+
+// lockWritable locks mu for a method that writes, or returns why it may
+// not: ErrReadOnly or ErrClosed (with mu unlocked).
+func (b *Buffer) lockWritable() error {
+	if b.readOnly {
+		return ErrReadOnly
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
 	}
 	return nil
 }

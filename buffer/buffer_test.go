@@ -276,7 +276,7 @@ func TestNotify(t *testing.T) {
 func TestEncodeErrorDoesNotConsumeSeq(t *testing.T) {
 	b, _ := openTest(t, testOptions(t))
 	boom := errors.New("boom")
-	if _, err := b.Append(func(uint64) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, err := b.Append(b.now(), func(uint64) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("Append = %v, want boom", err)
 	}
 	if s := mustAppend(t, b, "ok"); s != 1 {
@@ -295,7 +295,7 @@ func TestClosed(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
 	}
-	if _, err := b.Append(enc("x")); !errors.Is(err, ErrClosed) {
+	if _, err := b.Append(b.now(), enc("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Close = %v", err)
 	}
 	if _, err := b.Oldest(0, 1); !errors.Is(err, ErrClosed) {

@@ -1,7 +1,6 @@
 package buffer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,89 +11,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// logEvery rate-limits repeated warnings (drops, commit errors): flash
-// gateways keep their logs on the same flash.
-const logEvery = time.Minute
-
-// Run commits the tail until ctx ends, then commits once more and returns
-// nil, or the final commit's error. It commits every 9/10 of
-// Options.CommitInterval, but only records appended at least 1/10 of it
-// earlier (the ack grace): a record the uplink acks within the grace is
-// never written, even when it was appended just before a tick, and none
-// waits longer than CommitInterval to be committed. A failed
-// periodic commit (e.g. disk full) keeps the tail in memory, is counted in
-// Stats, logged at most once a minute, and retried at the next tick. Only one
-// Run may be active at a time. Call Close after Run has returned.
-func (b *Buffer) Run(ctx context.Context) error {
-	if b.readOnly {
-		return ErrReadOnly
-	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
-	}
-	if b.running {
-		b.mu.Unlock()
-		return ErrRunning
-	}
-	b.running = true
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.running = false
-		b.mu.Unlock()
-	}()
-
-	grace := ackGrace(b.opts.CommitInterval)
-	t := time.NewTicker(b.opts.CommitInterval - grace)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			if err := b.Commit(); err != nil {
-				return fmt.Errorf("buffer run: final commit: %w", err)
-			}
-			return nil
-		case <-t.C:
-			if err := b.commitGrace(grace); err != nil {
-				if errors.Is(err, ErrClosed) {
-					return fmt.Errorf("buffer run: %w", err)
-				}
-				b.logCommitError(err)
-				continue
-			}
-			b.maybeCompact()
-			b.releaseMappedCommit()
-		}
-	}
-}
-
-func (b *Buffer) logCommitError(err error) {
-	b.mu.Lock()
-	now := b.now()
-	b.errsUnlogged++
-	n := b.errsUnlogged
-	due := now.Sub(b.lastErrLog) >= logEvery
-	if due {
-		b.lastErrLog = now
-		b.errsUnlogged = 0
-	}
-	tail := b.tailLive
-	b.mu.Unlock()
-	if due {
-		b.log.Warn("commit failed; keeping tail in memory and retrying", "err", err, "failures", n, "tail", tail)
-	}
-}
-
-// clockFloor is a time before any gateway ran this code. A record appended
-// earlier was appended before the clock was set (gateways without a
-// real-time clock boot in 1970): its age is unknown, so MaxAge spares it;
+// clockFloor is a time before any gateway ran this code. A record timed
+// earlier was timed by a clock that was not set (a receiver before its first
+// fix, a week-number rollover, or a format-1 record appended before the
+// gateway's clock was set): its age is unknown, so MaxAge spares it;
 // MaxBytes still bounds it.
 var clockFloor = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// tooOld reports whether a record appended at at is past MaxAge. In-process
-// times carry a monotonic reading, so clock steps do not age the tail.
+// tooOld reports whether a record of time at is past MaxAge, given cutoff:
+// the caller's latest time minus MaxAge. Both are the caller's times, never
+// the gateway's clock, so a step of that clock ages nothing.
 func tooOld(at, cutoff time.Time) bool {
 	return at.Before(cutoff) && !at.Before(clockFloor)
 }
@@ -112,42 +38,109 @@ func (b *Buffer) Commit() error {
 	return b.commitLocked(false, 0)
 }
 
-// ackGrace is how long Run leaves a record in the tail before committing it,
-// giving the uplink a chance to ack it first: a healthy uplink acks within
-// tens of milliseconds, so without it every record appended just before a
-// tick would be written and then deleted at the next one, two write bursts
-// that a healthy uplink should never cause. Run ticks every interval - grace
-// so the loss window stays one interval.
-func ackGrace(interval time.Duration) time.Duration { return interval / 10 }
-
-// commitGrace is Commit for Run: records appended less than grace ago stay
-// in the tail until the next tick.
-func (b *Buffer) commitGrace(grace time.Duration) error {
-	b.commitMu.Lock()
-	defer b.commitMu.Unlock()
-	return b.commitLocked(false, grace)
+// commitLocked is Commit with commitMu held. clean also records a clean stop.
+// Tail records appended less than grace ago are not written. A commit is
+// three steps over one plan: planCommit decides under mu what to write and
+// delete, applyCommit runs the transaction without mu (readers and Append
+// go on), and settleCommit folds the result back into the in-memory state.
+func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
+	p, err := b.planCommit(clean, grace)
+	if err != nil {
+		return err
+	}
+	b.noteDrops(p.droppedBytes, p.droppedAge)
+	if p.idle() {
+		return nil
+	}
+	if err := b.applyCommit(p); err != nil {
+		b.mu.Lock()
+		b.inflight = 0
+		b.st.CommitErrors++
+		b.st.LastCommitErr = err.Error()
+		b.mu.Unlock()
+		return fmt.Errorf("commit %d records: %w", len(p.snap), err)
+	}
+	if p.newHwm != 0 {
+		if err := b.publishReserved(p.newHwm); err != nil {
+			b.warnSidecar(err) // the records are committed; only the reservation waits
+		}
+	}
+	hook := b.settleCommit(p)
+	b.noteDrops(uint64(p.res.evictBytes), uint64(p.res.evictAge))
+	if hook != nil {
+		hook(p.last())
+	}
+	return nil
 }
 
-// commitLocked is Commit with commitMu held. clean also records a clean stop.
-// Tail records appended less than grace ago are not written.
-func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
-	now := b.now()
-	cutoff := now.Add(-b.opts.MaxAge)
+// commitPlan is one commit: what planCommit decided from the in-memory
+// state, and what applyCommit's transaction found and did on disk.
+type commitPlan struct {
+	clean  bool
+	cutoff time.Time // records timed before it are past MaxAge: the latest caller's time minus MaxAge
 
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ErrClosed
+	snap      []entry // tail records to write, ascending seq
+	snapBytes int64   // data bytes of snap
+	tailBytes int64   // data bytes pending in the tail, written now or later
+
+	// acked are the committed records acked before the plan, seq to data
+	// length. They stay in ackedDisk until the transaction that deletes them
+	// has committed: a reader in the meantime (an fsync can take long) must
+	// not see them as pending, or the uplink sends them again.
+	acked     map[uint64]int64
+	diskBytes int64 // committed data bytes before this commit
+	diskCount int   // committed records before this commit
+	needEvict bool  // the disk holds records past MaxBytes or MaxAge
+
+	next      uint64 // the seq the next Append gets: clean_next on a clean stop
+	committed uint64 // seq_committed: the first seq neither written, acked nor dropped
+	newHwm    uint64 // seq reservation to write; 0: none
+
+	droppedAge, droppedBytes uint64 // tail records dropped by the plan
+
+	journal bool     // a compaction is copying: note the record keys written or deleted in touched
+	touched []string // record keys this commit wrote or deleted, when journal
+
+	res commitResult
+}
+
+// commitResult is what applyCommit's transaction deleted and found.
+type commitResult struct {
+	deleted, evictAge, evictBytes, invalid int
+	deletedBytes                           int64
+	oldest                                 time.Time // appended time of the oldest record left on disk
+}
+
+// idle reports a plan with nothing to write.
+func (p *commitPlan) idle() bool {
+	return len(p.snap) == 0 && len(p.acked) == 0 && !p.needEvict && p.newHwm == 0 && !p.clean
+}
+
+// last is the highest seq the commit writes, 0 if none.
+func (p *commitPlan) last() uint64 {
+	if len(p.snap) == 0 {
+		return 0
 	}
-	// No transaction is in flight (commitMu), so the tail can be rebuilt:
-	// drop acked entries, then too old ones, then the oldest over MaxBytes.
+	return p.snap[len(p.snap)-1].seq
+}
+
+// planCommit rebuilds the tail (drops acked entries, then too old ones, then
+// the oldest over MaxBytes) and decides what the commit writes. No
+// transaction is in flight (commitMu), so the tail may be rebuilt.
+func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error) {
+	p := &commitPlan{clean: clean}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	p.cutoff = b.latest.Add(-b.opts.MaxAge)
 	live := b.tail[:0]
-	var droppedAge, droppedBytes uint64
 	for _, e := range b.tail {
 		switch {
 		case e.acked:
-		case tooOld(e.at, cutoff):
-			droppedAge++
+		case tooOld(e.at, p.cutoff):
+			p.droppedAge++
 			b.tailLive--
 			b.tailBytes -= int64(len(e.data))
 		default:
@@ -156,7 +149,7 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 	}
 	clear(b.tail[len(live):])
 	for len(live) > 0 && b.tailBytes > b.opts.MaxBytes {
-		droppedBytes++
+		p.droppedBytes++
 		b.tailLive--
 		b.tailBytes -= int64(len(live[0].data))
 		live[0] = entry{}
@@ -169,96 +162,74 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 		young := time.Since(b.epoch) - grace
 		k = sort.Search(len(live), func(i int) bool { return live[i].born > young })
 	}
-	snap := append([]entry(nil), live[:k]...)
-	var snapBytes int64 // bytes this commit writes
-	for _, e := range snap {
-		snapBytes += int64(len(e.data))
+	p.snap = append([]entry(nil), live[:k]...)
+	for _, e := range p.snap {
+		p.snapBytes += int64(len(e.data))
 	}
-	tailBytes := b.tailBytes // bytes pending in the tail, written now or later
-	// The acked records stay in ackedDisk until the transaction that deletes them has committed: a reader in
-	// the meantime (an fsync can take long) must not see them as pending, or the uplink sends them again.
-	acked := maps.Clone(b.ackedDisk)
-	diskBytes, diskCount := b.diskBytes, b.diskCount
-	needEvict := diskCount > 0 && (diskBytes+tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, cutoff))
-	next := b.next
-	var newHwm uint64
-	if b.hwm-(next-1) < b.opts.SeqBlock/2+1 {
-		newHwm = next - 1 + b.opts.SeqBlock
+	p.tailBytes = b.tailBytes
+	b.inflight = p.last()
+	p.journal = b.journal != nil
+	p.acked = maps.Clone(b.ackedDisk)
+	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
+	p.needEvict = p.diskCount > 0 && (p.diskBytes+p.tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, p.cutoff))
+	p.next = b.next
+	// Records the grace leaves in the tail are lost by a crash: the gap Open logs must start at the first.
+	p.committed = p.next
+	if k < len(live) {
+		p.committed = live[k].seq
 	}
-	b.st.DroppedMaxAge += droppedAge
-	b.st.DroppedMaxBytes += droppedBytes
-	b.mu.Unlock()
-	b.noteDrops(droppedBytes, droppedAge)
+	if b.hwm < maxSeq && b.hwm-(p.next-1) < b.opts.SeqBlock/2+1 {
+		p.newHwm = b.blockEnd(p.next)
+	}
+	b.st.DroppedMaxAge += p.droppedAge
+	b.st.DroppedMaxBytes += p.droppedBytes
+	return p, nil
+}
 
-	if len(snap) == 0 && len(acked) == 0 && !needEvict && newHwm == 0 && !clean {
-		return nil
-	}
-
+// applyCommit runs the plan's transaction: deletes the acked records, evicts
+// from the front what is past MaxAge or MaxBytes (and anything
+// undecodable), writes the snapshot and the seq marks. It fills p.res.
+func (b *Buffer) applyCommit(p *commitPlan) error {
 	// Deleting in key order visits each leaf once, in file order.
-	ackedSeqs := slices.Sorted(maps.Keys(acked))
-	var res struct {
-		deleted, evictAge, evictBytes, invalid int
-		deletedBytes                           int64
-		oldest                                 time.Time
-	}
-	err := guard(func() error {
+	ackedSeqs := slices.Sorted(maps.Keys(p.acked))
+	return guard(func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
-			res.deleted, res.evictAge, res.evictBytes, res.invalid, res.deletedBytes = 0, 0, 0, 0, 0
+			p.res, p.touched = commitResult{}, p.touched[:0]
 			bk, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
 			for _, s := range ackedSeqs {
 				if v := bk.Get(seqKey(s)); v != nil {
-					res.deleted++
-					res.deletedBytes += int64(max(len(v)-valueHeader, 0))
+					p.res.deleted++
+					p.res.deletedBytes += int64(max(len(v)-valueHeader, 0))
+					p.touch(seqKey(s))
 					if err := bk.Delete(seqKey(s)); err != nil {
 						return err
 					}
 				}
 			}
-			onDisk := diskBytes - res.deletedBytes
-			// Evict from the front: deleting while iterating a bbolt cursor
-			// can skip keys, so re-seek to First after each delete.
-			c := bk.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.First() {
-				at, data, derr := decodeValue(v)
-				switch {
-				case derr != nil:
-					res.invalid++ // undecodable: nothing to keep
-				case tooOld(at, cutoff):
-					res.evictAge++
-				case onDisk+tailBytes > b.opts.MaxBytes:
-					res.evictBytes++
-				default:
-					res.oldest = at
-				}
-				if !res.oldest.IsZero() {
-					break
-				}
-				onDisk -= int64(len(data))
-				res.deletedBytes += int64(len(data))
-				if err := c.Delete(); err != nil {
-					return err
-				}
+			if err := b.evictFront(bk, p); err != nil {
+				return err
 			}
 			// Keys arrive in ascending order: full pages waste less flash.
 			bk.FillPercent = 0.9
-			for _, e := range snap {
+			for _, e := range p.snap {
+				p.touch(seqKey(e.seq))
 				if err := bk.Put(seqKey(e.seq), encodeValue(e.at, e.data)); err != nil {
 					return fmt.Errorf("put seq %d: %w", e.seq, err)
 				}
 			}
-			if res.oldest.IsZero() && len(snap) > 0 {
-				res.oldest = snap[0].at
+			if p.res.oldest.IsZero() && len(p.snap) > 0 {
+				p.res.oldest = p.snap[0].at
 			}
-			if err := meta.Put(keyCommitted, u64(next)); err != nil {
+			if err := meta.Put(keyCommitted, u64(p.committed)); err != nil {
 				return err
 			}
-			if newHwm != 0 {
-				if err := meta.Put(keyReserved, u64(newHwm)); err != nil {
+			if p.newHwm != 0 {
+				if err := meta.Put(keyReserved, u64(p.newHwm)); err != nil {
 					return err
 				}
 			}
-			if clean {
-				if err := meta.Put(keyClean, u64(next)); err != nil {
+			if p.clean {
+				if err := meta.Put(keyClean, u64(p.next)); err != nil {
 					return err
 				}
 			}
@@ -268,24 +239,50 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 			return nil
 		})
 	})
-	if err != nil {
-		b.mu.Lock()
-		b.st.CommitErrors++
-		b.st.LastCommitErr = err.Error()
-		b.mu.Unlock()
-		return fmt.Errorf("commit %d records: %w", len(snap), err)
-	}
+}
 
-	if newHwm != 0 {
-		b.publishReserved(newHwm)
+// evictFront deletes records from the front of bk while they are
+// undecodable, past MaxAge, or over MaxBytes together with the tail, and
+// notes the first one kept in p.res.oldest.
+func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) error {
+	onDisk := p.diskBytes - p.res.deletedBytes
+	// Deleting while iterating a bbolt cursor can skip keys, so re-seek to
+	// First after each delete.
+	c := bk.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		at, data, derr := decodeValue(v)
+		switch {
+		case derr != nil:
+			p.res.invalid++ // undecodable: nothing to keep
+		case tooOld(at, p.cutoff):
+			p.res.evictAge++
+		case onDisk+p.tailBytes > b.opts.MaxBytes:
+			p.res.evictBytes++
+		default:
+			p.res.oldest = at
+			return nil
+		}
+		onDisk -= int64(len(data))
+		p.res.deletedBytes += int64(len(data))
+		p.touch(k)
+		if err := c.Delete(); err != nil {
+			return err
+		}
 	}
-	var last uint64
-	if len(snap) > 0 {
-		last = snap[len(snap)-1].seq
-	}
+	return nil
+}
+
+// settleCommit folds a committed plan into the in-memory state: the acked
+// records it deleted leave ackedDisk, the records it wrote leave the tail
+// (those acked during the transaction become deletions for the next
+// commit), and the disk accounting and counters move. It returns the
+// afterCommit hook to call.
+func (b *Buffer) settleCommit(p *commitPlan) func(uint64) {
+	last := p.last()
 	b.mu.Lock()
-	// The acked records this commit deleted are gone from disk now.
-	for s, n := range acked {
+	defer b.mu.Unlock()
+	b.inflight = 0
+	for s, n := range p.acked {
 		delete(b.ackedDisk, s)
 		b.ackedDiskBytes -= n
 	}
@@ -293,14 +290,12 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 	for s := range b.ackedDisk {
 		b.ackedDiskMax = max(b.ackedDiskMax, s)
 	}
-	// Everything up to last is on disk now. Entries acked during the
-	// transaction become deletions for the next commit.
 	i := 0
 	for ; i < len(b.tail) && b.tail[i].seq <= last; i++ {
 		if e := b.tail[i]; e.acked {
-			j, _ := slices.BinarySearchFunc(snap, e.seq, func(x entry, s uint64) int { return cmpU64(x.seq, s) })
-			if j < len(snap) && snap[j].seq == e.seq {
-				b.markAckedDisk(e.seq, int64(len(snap[j].data)))
+			j, _ := slices.BinarySearchFunc(p.snap, e.seq, func(x entry, s uint64) int { return cmpU64(x.seq, s) })
+			if j < len(p.snap) && p.snap[j].seq == e.seq {
+				b.markAckedDisk(e.seq, int64(len(p.snap[j].data)))
 			}
 		} else {
 			b.tailLive--
@@ -309,21 +304,29 @@ func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
 	}
 	clear(b.tail[:i])
 	b.tail = b.tail[i:]
-	b.diskCount = diskCount - res.deleted - res.evictAge - res.evictBytes - res.invalid + len(snap)
-	b.diskBytes = diskBytes - res.deletedBytes + snapBytes
-	b.diskOldest = res.oldest
-	b.st.DroppedMaxAge += uint64(res.evictAge)
-	b.st.DroppedMaxBytes += uint64(res.evictBytes)
-	b.st.DroppedInvalid += uint64(res.invalid)
+	r := p.res
+	b.diskCount = p.diskCount - r.deleted - r.evictAge - r.evictBytes - r.invalid + len(p.snap)
+	b.diskBytes = p.diskBytes - r.deletedBytes + p.snapBytes
+	b.diskOldest = r.oldest
+	b.st.DroppedMaxAge += uint64(r.evictAge)
+	b.st.DroppedMaxBytes += uint64(r.evictBytes)
+	b.st.DroppedInvalid += uint64(r.invalid)
 	b.st.Commits++
 	b.st.LastCommitErr = ""
-	hook := b.afterCommit
-	b.mu.Unlock()
-	b.noteDrops(uint64(res.evictBytes), uint64(res.evictAge))
-	if hook != nil {
-		hook(last)
+	if b.journal != nil {
+		for _, k := range p.touched {
+			b.journal[k] = struct{}{}
+		}
 	}
-	return nil
+	return b.afterCommit
+}
+
+// touch notes a record key the commit writes or deletes, for a compaction's
+// catch-up.
+func (p *commitPlan) touch(k []byte) {
+	if p.journal {
+		p.touched = append(p.touched, string(k))
+	}
 }
 
 // noteDrops logs dropped records at most once a minute, with the counts

@@ -32,16 +32,13 @@ func TestConcurrentAppendReadAck(t *testing.T) {
 	go func() {
 		defer close(appended)
 		for i := range n {
-			if _, err := b.Append(enc("c")); err != nil {
+			if _, err := b.Append(b.now(), enc("c")); err != nil {
 				appendErr = err
 				return
 			}
 			if i%300 == 0 {
 				// Swap the file under the readers and the commit loop.
-				b.commitMu.Lock()
-				err := b.compact()
-				b.commitMu.Unlock()
-				if err != nil {
+				if err := b.compact(ctx); err != nil {
 					appendErr = err
 					return
 				}
@@ -133,7 +130,7 @@ func TestCompaction(t *testing.T) {
 		}
 	}
 	commit(t, b)
-	if ok, err := b.compactIfWorthIt(); ok || err != nil {
+	if ok, err := b.compactIfWorthIt(context.Background()); ok || err != nil {
 		t.Fatalf("compacted a full file: %v %v", ok, err)
 	}
 	var ack []uint64
@@ -147,7 +144,7 @@ func TestCompaction(t *testing.T) {
 	}
 	commit(t, b)
 	before := fileSize(t, path)
-	ok, err := b.compactIfWorthIt()
+	ok, err := b.compactIfWorthIt(context.Background())
 	if err != nil || !ok {
 		t.Fatalf("compactIfWorthIt = %v, %v; want a compaction (file %d B)", ok, err, before)
 	}
@@ -221,7 +218,7 @@ func TestOldestCursorNeverSkips(t *testing.T) {
 	appendDone := make(chan error, 1)
 	go func() {
 		for range n {
-			if _, err := b.Append(enc("o")); err != nil {
+			if _, err := b.Append(b.now(), enc("o")); err != nil {
 				appendDone <- err
 				return
 			}

@@ -23,6 +23,10 @@ func TestMain(m *testing.M) {
 		crashChild(path)
 		return
 	}
+	if path := os.Getenv(compactChildEnv); path != "" {
+		compactChild(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -30,14 +34,25 @@ func TestMain(m *testing.M) {
 // on stdout, one write per line: "a SEQ" after each Append returns and
 // "c SEQ" after each commit that wrote records up to SEQ. It runs until killed.
 func crashChild(path string) {
+	runChild(openChild(path, 64)) // several reservations per round
+}
+
+// openChild opens the buffer for a child process with a short commit interval, or exits.
+func openChild(path string, seqBlock uint64) *Buffer {
 	opts := quietOptions()
 	opts.CommitInterval = 3 * time.Millisecond
-	opts.SeqBlock = 64 // several reservations per round
+	opts.SeqBlock = seqBlock
 	b, err := Open(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(2)
 	}
+	return b
+}
+
+// runChild starts the commit loop, reporting "c SEQ" after each commit that wrote records up to SEQ, then
+// appends until the process is killed, reporting "a SEQ" after each Append returns.
+func runChild(b *Buffer) {
 	out := os.Stdout
 	b.afterCommit = func(last uint64) {
 		if last > 0 {
@@ -47,7 +62,7 @@ func crashChild(path string) {
 	go func() { _ = b.Run(context.Background()) }()
 	fmt.Fprintf(out, "ready %d\n", b.Stats().NextSeq)
 	for {
-		s, err := b.Append(enc("crash-test-payload-of-some-length"))
+		s, err := b.Append(b.now(), enc("crash-test-payload-of-some-length"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "child append:", err)
 			os.Exit(3)
@@ -115,10 +130,44 @@ func TestCrashKill9(t *testing.T) {
 // the last committed seq it reported and every seq it reported handing out.
 func runCrashChild(t *testing.T, path string, d time.Duration) (lastCommit uint64, handed []uint64) {
 	t.Helper()
+	var deadline time.Time
+	for _, ev := range runKilledChild(t, crashChildEnv, path, func(ev childEvent) bool {
+		if ev.kind == "ready" && deadline.IsZero() {
+			deadline = time.Now().Add(d)
+		}
+		return !deadline.IsZero() && time.Now().After(deadline)
+	}) {
+		switch ev.kind {
+		case "a":
+			handed = append(handed, ev.n)
+		case "c":
+			lastCommit = ev.n
+		}
+	}
+	if len(handed) == 0 {
+		t.Fatal("child handed out nothing")
+	}
+	return lastCommit, handed
+}
+
+// childEvent is one line a child reports: a kind and a number.
+type childEvent struct {
+	kind string
+	n    uint64
+}
+
+// runKilledChild re-execs the test binary as a child (env=path selects what it does), kills it with SIGKILL
+// after the first line kill returns true for, and returns every line it reported. A child that outlives 30 s is
+// killed too.
+func runKilledChild(t *testing.T, env, path string, kill func(childEvent) bool) []childEvent {
+	t.Helper()
+	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
+		t.Skipf("re-execs the test binary, which %s cannot without binfmt_misc; runs on amd64", q)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+	cmd.Env = append(os.Environ(), env+"="+path)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -131,46 +180,25 @@ func runCrashChild(t *testing.T, path string, d time.Duration) (lastCommit uint6
 	pid := cmd.Process.Pid
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 
-	lines := make(chan string, 1024)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var timer <-chan time.Time
-	for line := range lines {
-		if strings.HasPrefix(line, "ready ") && timer == nil {
-			timer = time.After(d)
-		}
-		select {
-		case <-timer:
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			timer = nil
-		default:
-		}
-		kind, num, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
+	var events []childEvent
+	killed := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		kind, num, _ := strings.Cut(sc.Text(), " ")
 		n, err := strconv.ParseUint(num, 10, 64)
-		if err != nil {
+		if err != nil && num != "" {
 			continue // a torn last line
 		}
-		switch kind {
-		case "a":
-			handed = append(handed, n)
-		case "c":
-			lastCommit = n
+		ev := childEvent{kind, n}
+		events = append(events, ev)
+		if !killed && kill(ev) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = true
 		}
 	}
 	err = cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child did not die by SIGKILL: %v, stderr: %s", err, stderr.String())
 	}
-	if len(handed) == 0 {
-		t.Fatalf("child handed out nothing; stderr: %s", stderr.String())
-	}
-	return lastCommit, handed
+	return events
 }

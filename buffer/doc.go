@@ -24,6 +24,10 @@
 //     at least once.
 //   - Pending data is bounded by Options.MaxBytes and Options.MaxAge; when over,
 //     the oldest records are dropped and counted. Append never fails for being full.
+//     MaxAge counts the times the caller gives Append (the agent: GNSS time),
+//     never the gateway's clock, so a clock step drops nothing.
+//   - The file is compacted beside the commits, which go on while it is copied:
+//     the loss window stays one commit interval.
 //   - A corrupt, truncated or zero-length file, or one written by a newer format,
 //     is moved aside as NAME.corrupt-<UTC timestamp> and a new one is started.
 //

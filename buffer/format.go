@@ -5,24 +5,35 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The on-disk layout; FORMAT.md is the prose version of this file.
 const (
 	// formatVersion is stored in meta/format. A file with a larger value was
-	// written by a newer release and is moved aside rather than misread.
-	formatVersion = 1
+	// written by a newer release and is moved aside rather than misread; Open
+	// migrates older ones (migrate). Version 2: a record's time is the
+	// caller's (GNSS time), not the gateway's clock at Append.
+	formatVersion = 2
 
 	// valueVersion is the first byte of every record value.
 	valueVersion = 1
 
-	// valueHeader is the version byte plus the appended time (int64 BE unix nanoseconds).
+	// valueHeader is the version byte plus the record's time (int64 BE unix nanoseconds).
 	valueHeader = 1 + 8
+
+	// maxSeq is the last sequence number ever handed out: downstream stores
+	// seq as a signed 64-bit integer (Redshift BIGINT, docs/redshift.sql), and
+	// stopping there means no arithmetic on a seq or a mark can wrap. A mark
+	// beyond it is damage, not history: 2^63 fixes take longer than any truck.
+	maxSeq = math.MaxInt64
 
 	sidecarSuffix = ".seq"
 	sidecarMagic  = "gps-agent buffer seq v1"
@@ -34,7 +45,7 @@ var (
 
 	keyFormat    = []byte("format")        // uint64 BE: formatVersion
 	keyReserved  = []byte("seq_reserved")  // uint64 BE: highest seq that may have been handed out
-	keyCommitted = []byte("seq_committed") // uint64 BE: next seq at the last commit (for the gap log)
+	keyCommitted = []byte("seq_committed") // uint64 BE: first seq the last commit left off disk (for the gap log)
 	keyClean     = []byte("clean_next")    // uint64 BE: next seq, present only after a clean Close
 )
 
@@ -63,7 +74,7 @@ func encodeValue(at time.Time, data []byte) []byte {
 	return v
 }
 
-// decodeValue returns the appended time and the data, which aliases v.
+// decodeValue returns the record's time and the data, which aliases v.
 func decodeValue(v []byte) (time.Time, []byte, error) {
 	if len(v) < valueHeader {
 		return time.Time{}, nil, fmt.Errorf("record value of %d bytes is shorter than its %d-byte header", len(v), valueHeader)
@@ -91,6 +102,9 @@ func readSidecar(path string) (uint64, error) {
 	n, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "reserved "), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("read seq sidecar %s: %w", path, err)
+	}
+	if n > maxSeq {
+		return 0, fmt.Errorf("read seq sidecar %s: mark %d is beyond the seq range", path, n)
 	}
 	return n, nil
 }
@@ -133,4 +147,21 @@ func truncate(b []byte, n int) []byte {
 		b = b[:n]
 	}
 	return bytes.ToValidUTF8(b, []byte("?"))
+}
+
+// migrate brings a file of format from (0: a new file) to formatVersion,
+// inside the transaction that opens it, so an upgrade keeps the backlog.
+// Each case upgrades one version and falls through to the next.
+func migrate(tx *bolt.Tx, from uint64) error {
+	switch from {
+	case 1:
+		// Format 1 timed each record by the gateway's clock at Append, format
+		// 2 by the caller's (GNSS) time; the layout is the same. The old times
+		// are the best estimate there is of the records' times, so they stay:
+		// one taken before the gateway's clock was set is before 2025 and
+		// never aged, one taken by a clock set wrong ages by that error once.
+		fallthrough
+	default:
+	}
+	return tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion))
 }

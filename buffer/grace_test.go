@@ -103,3 +103,32 @@ func TestRunAckedWithinGraceNeverWritten(t *testing.T) {
 		t.Errorf("commits wrote up to seqs %v, want only [%d]", wrote, kept)
 	}
 }
+
+// TestCrashGapCoversUncommittedTail: records the grace left in the tail are lost by a crash, and the gap logged
+// at the next Open must start at the first of them, so downstream finds every lost fix inside the logged range.
+func TestCrashGapCoversUncommittedTail(t *testing.T) {
+	b, path, opts := openBlock(t, 100)
+	mustAppend(t, b, "old")
+	mustAppend(t, b, "old")
+	time.Sleep(30 * time.Millisecond) // age the first records in real (monotonic) time
+	young := mustAppend(t, b, "young")
+	mustAppend(t, b, "young")
+	if err := b.commitGrace(20 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Tail != 2 {
+		t.Fatalf("tail %d after the grace commit, want the 2 young records", st.Tail)
+	}
+	hwm := b.Stats().ReservedSeq
+	crash(t, b) // the young records are lost
+
+	b2, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, b2)
+	st := b2.Stats()
+	if gapFrom := hwm - st.SeqGap + 1; gapFrom != young {
+		t.Errorf("logged gap %d..%d, want it to start at %d, the first record lost with the tail", gapFrom, hwm, young)
+	}
+}

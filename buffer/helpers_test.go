@@ -99,7 +99,7 @@ func enc(payload string) func(uint64) ([]byte, error) {
 
 func mustAppend(t testing.TB, b *Buffer, payload string) uint64 {
 	t.Helper()
-	seq, err := b.Append(enc(payload))
+	seq, err := b.Append(b.now(), enc(payload))
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
@@ -172,4 +172,34 @@ func fileContains(t testing.TB, path, s string) bool {
 		t.Fatal(err)
 	}
 	return bytes.Contains(b, []byte(s))
+}
+
+// openBlock opens a buffer with SeqBlock block in a fresh temp dir, for tests that stop it themselves (crash,
+// close, reopen) and check the file in between.
+func openBlock(t *testing.T, block uint64) (*Buffer, string, Options) {
+	t.Helper()
+	opts := testOptions(t)
+	opts.SeqBlock = block
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, path, opts
+}
+
+// holdCommit makes b's next commit wait inside its transaction: inCommit closes when it gets there, and it
+// goes on when the caller closes release. Later commits pass.
+func holdCommit(b *Buffer) (inCommit <-chan struct{}, release chan<- struct{}) {
+	in, rel := make(chan struct{}), make(chan struct{})
+	b.commitHook = func(*bolt.Tx) error {
+		select {
+		case <-in:
+		default:
+			close(in)
+			<-rel
+		}
+		return nil
+	}
+	return in, rel
 }

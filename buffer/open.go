@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,7 +71,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 // file should be moved aside.
 func (b *Buffer) openOnce(side uint64) error {
 	// A retry after quarantine starts from an empty file: nothing of the bad one's counts may carry over.
-	b.diskCount, b.diskBytes, b.diskOldest = 0, 0, time.Time{}
+	b.diskCount, b.diskBytes, b.diskOldest, b.latest = 0, 0, time.Time{}, time.Time{}
 	fi, err := os.Stat(b.path)
 	switch {
 	case err == nil && fi.Size() == 0:
@@ -149,6 +150,9 @@ func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 						return fmt.Errorf("%w: format version %d is newer than %d", errCorrupt, f, formatVersion)
 					}
 				}
+				if err := checkMarks(m); err != nil {
+					return err
+				}
 			}
 			// Walk every page on this goroutine first, where a fault is a
 			// recoverable panic; tx.Check later runs on its own goroutine,
@@ -166,6 +170,7 @@ func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 					if b.diskCount == 0 {
 						b.diskOldest = at
 					}
+					b.latest = at // keys ascend: ends at the newest record
 					b.diskCount++
 					b.diskBytes += int64(len(data))
 					return nil
@@ -195,7 +200,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 		return err
 	}
 
-	var dbHwm, committed, clean uint64
+	var dbHwm, committed, clean, from uint64
 	var hasClean bool
 	err = guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -218,7 +223,8 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			if err := m.Delete(keyClean); err != nil {
 				return err
 			}
-			return m.Put(keyFormat, u64(formatVersion))
+			from, _ = getU64(m.Get(keyFormat))
+			return migrate(tx, from)
 		})
 	})
 	if err != nil {
@@ -244,6 +250,9 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 	if err != nil {
 		return err
 	}
+	if from != 0 && from < formatVersion {
+		b.log.Info("upgraded buffer format", "from", from, "to", formatVersion, "records", b.diskCount)
+	}
 	if len(invalid) > 0 {
 		b.st.DroppedInvalid += uint64(len(invalid))
 		b.log.Warn("deleted undecodable records", "count", len(invalid))
@@ -262,15 +271,38 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			"gap_from", gapFrom, "gap_to", dbHwm, "next_seq", b.next)
 	}
 	b.hwm = b.next - 1
+	if b.next > maxSeq {
+		b.log.Error("the seq range is used up: appends will fail", "next_seq", b.next)
+		return nil
+	}
 	b.db = db
-	err = b.reserve(b.next - 1 + b.opts.SeqBlock)
-	b.db = nil
-	return err
+	defer func() { b.db = nil }()
+	hwm := b.blockEnd(b.next)
+	if err := b.writeReserved(hwm); err != nil {
+		return err
+	}
+	// The backlog can be delivered without a sidecar; Append tries again.
+	if err := b.publishReserved(hwm); err != nil {
+		b.warnSidecar(err)
+	}
+	return nil
 }
 
-// reserve makes hwm durable in the database and the sidecar, then publishes
-// it. Caller holds commitMu (or is Open).
+// blockEnd is the mark that reserves a block of seqs starting at next. The
+// range ends at maxSeq, so it never wraps.
+func (b *Buffer) blockEnd(next uint64) uint64 { return min(next-1+b.opts.SeqBlock, maxSeq) }
+
+// reserve makes hwm durable in the database, then in the sidecar, and only
+// then lets Append use seqs up to it. Caller holds commitMu (or is Open).
 func (b *Buffer) reserve(hwm uint64) error {
+	if err := b.writeReserved(hwm); err != nil {
+		return err
+	}
+	return b.publishReserved(hwm)
+}
+
+// writeReserved writes hwm to the database's meta bucket.
+func (b *Buffer) writeReserved(hwm uint64) error {
 	err := guard(func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keyReserved, u64(hwm))
@@ -279,22 +311,45 @@ func (b *Buffer) reserve(hwm uint64) error {
 	if err != nil {
 		return fmt.Errorf("reserve seq up to %d: %w", hwm, err)
 	}
-	b.publishReserved(hwm)
 	return nil
 }
 
-// publishReserved writes the sidecar and lets Append use seqs up to hwm,
-// which the database already holds durably.
-func (b *Buffer) publishReserved(hwm uint64) {
+// publishReserved writes the sidecar, then lets Append use seqs up to hwm,
+// which the database already holds durably. If the sidecar cannot be
+// written the mark Append uses stays where it was: seqs past the sidecar's
+// mark would repeat if the database were lost later. The next reservation
+// (the next commit, or Append when the block runs out) tries again.
+func (b *Buffer) publishReserved(hwm uint64) error {
 	if err := writeSidecar(b.sidecar, hwm); err != nil {
-		// The database holds the mark; only a lost database would also lose it.
-		b.log.Warn("seq sidecar not updated", "reserved", hwm, "err", err)
+		return fmt.Errorf("reserve seq up to %d: %w", hwm, err)
 	}
 	b.mu.Lock()
 	if hwm > b.hwm {
 		b.hwm = hwm
 	}
 	b.mu.Unlock()
+	return nil
+}
+
+// warnSidecar logs a failed sidecar write at most once a minute: the commit
+// loop retries it every tick.
+func (b *Buffer) warnSidecar(err error) {
+	if b.logDue(&b.lastSideLog) {
+		b.log.Warn("seq sidecar not written; appends use only seqs it already covers", "err", err)
+	}
+}
+
+// logDue reports whether a warning last logged at *last may be logged again
+// (once per logEvery) and if so, marks it logged now. Caller holds no lock.
+func (b *Buffer) logDue(last *time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if now.Sub(*last) < logEvery {
+		return false
+	}
+	*last = now
+	return true
 }
 
 // reserveNow reserves a block synchronously, for Append when the block
@@ -311,9 +366,14 @@ func (b *Buffer) reserveNow() error {
 	if next <= hwm {
 		return nil
 	}
+	if next > maxSeq {
+		return fmt.Errorf("append: %w: the seq range ends at %d", ErrSeqUnavailable, uint64(maxSeq))
+	}
 	b.syncReserves++
-	b.log.Warn("seq block exhausted before the commit loop reserved the next; reserving synchronously", "next_seq", next)
-	if err := b.reserve(next - 1 + b.opts.SeqBlock); err != nil {
+	if b.logDue(&b.lastReserveLog) { // while reserving fails, every Append comes here
+		b.log.Warn("seq block exhausted before the commit loop reserved the next; reserving synchronously", "next_seq", next)
+	}
+	if err := b.reserve(b.blockEnd(next)); err != nil {
 		return fmt.Errorf("append: %w: %w", ErrSeqUnavailable, err)
 	}
 	return nil
@@ -380,4 +440,19 @@ func nextSeq(side, dbHwm, committed, clean uint64, hasClean bool) (next, gapFrom
 		return dbHwm + 1, 0
 	}
 	return 1, 0
+}
+
+// checkMarks rejects seq marks beyond the seq range: no run writes them, so
+// the meta bucket is damaged, and continuing from one would wrap.
+func checkMarks(m *bolt.Bucket) error {
+	for _, k := range [][]byte{keyReserved, keyCommitted, keyClean} {
+		limit := uint64(maxSeq)
+		if !bytes.Equal(k, keyReserved) {
+			limit++ // a next seq: one past the last one handed out
+		}
+		if v, ok := getU64(m.Get(k)); ok && v > limit {
+			return fmt.Errorf("%w: meta %s %d is beyond the seq range", errCorrupt, k, v)
+		}
+	}
+	return nil
 }

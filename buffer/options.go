@@ -26,10 +26,13 @@ type Options struct {
 	// compacting): plan for about 3x MaxBytes of free space.
 	MaxBytes int64
 
-	// MaxAge drops records appended longer ago than this. Default 7 days:
-	// older positions are of no use to dispatch and would only delay live ones.
-	// Records whose Appended time is before 2025 (appended before a gateway
-	// without a real-time clock got its time) are spared: their age is unknown.
+	// MaxAge drops records whose time (the one given to Append) is more than
+	// this before the time of the last record appended. Default 7 days: older
+	// positions are of no use to dispatch and would only delay live ones.
+	// Only the caller's times count, never the gateway's clock, so a clock
+	// step (a gateway without a real-time clock set by NTP after days
+	// offline) drops nothing. Records timed before 2025 are spared: their age
+	// is unknown.
 	MaxAge time.Duration
 
 	// SeqBlock is how many sequence numbers are reserved per durable write of
@@ -46,7 +49,8 @@ type Options struct {
 	// Log receives the buffer's logs. Default slog.Default().
 	Log *slog.Logger
 
-	// Now is the clock used for Appended times and MaxAge. Default time.Now.
+	// Now is the gateway's clock, used only to pace logs and compactions and
+	// to name a file moved aside; never to age records. Default time.Now.
 	Now func() time.Time
 }
 

@@ -22,7 +22,13 @@ import (
 // branch elements are (pos u32, ksize u32, pgid u64), leaf elements are
 // (flags u32, pos u32, ksize u32, vsize u32), with pos relative to the
 // element. Integers are in native byte order, as bbolt maps them in memory.
+// It was checked against the bbolt release named by preflightBbolt;
+// TestPreflightBboltVersion fails when go.mod names another.
 const (
+	// preflightBbolt is the bbolt release whose page layout this file was
+	// last verified against (FORMAT.md, "bbolt's layout").
+	preflightBbolt = "v1.5.0"
+
 	boltMagic        = 0xED0CDAED
 	boltVersion      = 2
 	pageHeaderSize   = 16

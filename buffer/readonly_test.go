@@ -41,7 +41,7 @@ func TestOpenReadOnly(t *testing.T) {
 	if st := r.Stats(); st.NextSeq != 6 || st.Pending != 4 {
 		t.Errorf("read-only Stats = %+v, want NextSeq 6, 4 pending", st)
 	}
-	if _, err := r.Append(enc("x")); !errors.Is(err, ErrReadOnly) {
+	if _, err := r.Append(r.now(), enc("x")); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("Append = %v", err)
 	}
 	if err := r.Ack(1); !errors.Is(err, ErrReadOnly) {
@@ -92,7 +92,7 @@ func TestReadOnlyNextSeqMatchesOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range n {
-			if _, err := b.Append(func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
+			if _, err := b.Append(b.now(), func(seq uint64) ([]byte, error) { return []byte("x"), nil }); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,8 +1,13 @@
 package buffer
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"os"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestSeqNeverRepeats reopens the buffer after each kind of stop and checks
@@ -168,6 +173,130 @@ func mustClose(t testing.TB, b *Buffer) {
 func mustRemove(t testing.TB, path string) {
 	t.Helper()
 	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSidecarFailureHoldsTheMark: while the sidecar cannot be written, Append hands out no seq past the sidecar's
+// mark (it fails instead, once the reserved block is used), so losing the database later still repeats nothing.
+// Once the sidecar can be written again, reservations and appends resume.
+func TestSidecarFailureHoldsTheMark(t *testing.T) {
+	b, path, opts := openBlock(t, 8)
+	// A directory where the sidecar's temp file goes makes every sidecar write fail.
+	if err := os.Mkdir(path+sidecarSuffix+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	var refused error
+	for range 3 * opts.SeqBlock {
+		s, err := b.Append(b.now(), enc("p"))
+		if err != nil {
+			refused = err
+			break
+		}
+		last = s
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	side, err := readSidecar(path + sidecarSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last > side {
+		t.Fatalf("seq %d handed out past the sidecar's mark %d", last, side)
+	}
+	if !errors.Is(refused, ErrSeqUnavailable) {
+		t.Fatalf("Append past the sidecar's mark = %v, want ErrSeqUnavailable", refused)
+	}
+	if err := os.Remove(path + sidecarSuffix + ".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustAppend(t, b, "again"); s != last+1 {
+		t.Errorf("after the sidecar recovered Append = %d, want %d", s, last+1)
+	}
+	crash(t, b)
+	mustRemove(t, path) // the database is lost: only the sidecar remembers
+	b2, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, b2)
+	if next := b2.Stats().NextSeq; next <= last+1 {
+		t.Errorf("after losing the database NextSeq = %d, but %d was handed out", next, last+1)
+	}
+}
+
+// TestSeqMarksNearTheEnd: no mark, however large, makes seqs wrap to 0 or leave the range downstream stores
+// (a signed 64-bit integer). A mark beyond that range is damage: a sidecar holding one is ignored like an
+// unreadable one, a database holding one is moved aside; at the very end of the range Append refuses.
+func TestSeqMarksNearTheEnd(t *testing.T) {
+	tests := []struct {
+		name     string
+		sidecar  uint64 // written after the first run's Close; 0: keep
+		dbMark   uint64 // meta/seq_reserved written after the first run's Close; 0: keep
+		wantSeqs int    // appends that succeed after the reopen (of 4)
+		wantQuar uint64
+	}{
+		{name: "sidecar at the last uint64", sidecar: math.MaxUint64, wantSeqs: 4},
+		{name: "sidecar past the seq range", sidecar: maxSeq + 1, wantSeqs: 4},
+		{name: "sidecar two before the end", sidecar: maxSeq - 2, wantSeqs: 2},
+		{name: "database mark at the last uint64", dbMark: math.MaxUint64, wantSeqs: 4, wantQuar: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, path, opts := openBlock(t, 8)
+			first := mustAppend(t, b, "p")
+			mustClose(t, b)
+			if tt.sidecar != 0 {
+				if err := os.WriteFile(path+sidecarSuffix, fmt.Appendf(nil, "%s\nreserved %d\n", sidecarMagic, tt.sidecar), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.dbMark != 0 {
+				setMeta(t, path, keyReserved, tt.dbMark)
+			}
+			b2, err := Open(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mustClose(t, b2)
+			var got []uint64
+			for range 4 {
+				s, err := b2.Append(b2.now(), enc("q"))
+				if err != nil {
+					if !errors.Is(err, ErrSeqUnavailable) {
+						t.Fatalf("Append = %v, want ErrSeqUnavailable", err)
+					}
+					continue
+				}
+				got = append(got, s)
+				if s <= first || s > maxSeq {
+					t.Errorf("Append = %d: not in %d..%d", s, first+1, uint64(maxSeq))
+				}
+			}
+			if len(got) != tt.wantSeqs {
+				t.Errorf("appends %v, want %d of them to succeed", got, tt.wantSeqs)
+			}
+			if q := b2.Stats().Quarantined; q != tt.wantQuar {
+				t.Errorf("quarantined %d, want %d", q, tt.wantQuar)
+			}
+		})
+	}
+}
+
+// setMeta writes one meta value into a closed database.
+func setMeta(t *testing.T, path string, key []byte, v uint64) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(key, u64(v)) }); err != nil {
 		t.Fatal(err)
 	}
 }

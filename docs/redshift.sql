@@ -98,11 +98,13 @@ WHERE rn = 1;
 --    A gap is one of:
 --    * Reserved, never used: after an unclean stop (power cut, kill -9, crash)
 --      the agent skips the rest of its reserved block of numbers (at most
---      1,000 by default) and logs it:
+--      65,536 by default) and logs it:
 --        "unclean stop: skipping seqs that may have been handed out" gap_from=.. gap_to=..
 --      A gap inside such a range is not a lost fix, except for the fixes of the
 --      last commit interval (<= 1 s by default) before the power cut: the
---      documented loss window.
+--      documented loss window. They are the first numbers of the range
+--      (gap_from is the first seq that was not on disk), so a lost fix is
+--      never outside a logged range.
 --    * Still backfilling: after an outage the newest fixes arrive first and the
 --      backlog follows oldest-first, so a fresh gap may close by itself. Look
 --      again once the truck has been online for a while.
