@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if path := os.Getenv(holdEnv); path != "" {
+		holdBuffer(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 

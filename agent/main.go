@@ -82,9 +82,6 @@ func commands() map[string]command {
 	}
 }
 
-// errUsage marks an error already explained on stderr with the command's usage.
-var errUsage = errors.New("usage")
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli(ctx, os.Args[1:], os.Stdout, os.Stderr)
