@@ -22,12 +22,12 @@ type Config struct {
 	// TruckID names the vehicle: the Kinesis partition key and the record's truck_id. Required.
 	// At most 256 characters (the Kinesis partition key limit) of letters, digits and "._:-".
 	TruckID string `toml:"truck_id"`
-	// LogLevel is debug, info, warn or error. Default info.
+	// LogLevel is debug, info, warn or error, in any case. Default info.
 	LogLevel string `toml:"log_level"`
 	// StatusSocket is the unix socket `gps-agent status` and `fixes` ask the running daemon through: owner and
 	// group only, never a network port. Default /run/gps-agent/agent.sock (systemd's RuntimeDirectory).
 	StatusSocket string `toml:"status_socket"`
-	// LogFormat is text (default; journald adds the time) or json, for log shippers.
+	// LogFormat is text (default; journald adds the time) or json, for log shippers; in any case.
 	LogFormat string `toml:"log_format"`
 
 	Receiver ReceiverConfig `toml:"receiver"`
@@ -50,12 +50,18 @@ type ReceiverConfig struct {
 // Baud is a line speed in bits per second; 0 means "auto".
 type Baud int
 
-// UnmarshalText reads "auto"; numbers are read as integers.
+// UnmarshalText reads "auto" (any case) and line speeds written as strings ("9600"), as the environment gives
+// them; TOML numbers are read as integers. Validate checks the range.
 func (b *Baud) UnmarshalText(t []byte) error {
-	if string(t) != "auto" {
-		return &keyError{key: "receiver.baud", msg: fmt.Sprintf("%q: use a line speed such as 9600, or \"auto\"", t)}
+	if strings.EqualFold(string(t), "auto") {
+		*b = 0
+		return nil
 	}
-	*b = 0
+	n, err := strconv.Atoi(string(t))
+	if err != nil {
+		return &keyError{key: "receiver.baud", msg: fmt.Sprintf("%q: not a line speed: use a number such as 9600, or \"auto\"", t)}
+	}
+	*b = Baud(n)
 	return nil
 }
 
@@ -300,10 +306,10 @@ func (c *Config) Validate() []*ConfigError {
 	case !truckIDPattern.MatchString(c.TruckID):
 		bad("truck_id", "%q: use 1 to 256 letters, digits or ._:-", c.TruckID)
 	}
-	if _, ok := logLevels[c.LogLevel]; !ok {
+	if _, ok := logLevels[strings.ToLower(c.LogLevel)]; !ok {
 		bad("log_level", "%q: use debug, info, warn or error", c.LogLevel)
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
+	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
 		bad("log_format", "%q: use text or json", c.LogFormat)
 	}
 	if c.Receiver.Device == "" {

@@ -176,10 +176,11 @@ var logLevels = map[string]slog.Level{
 	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
 }
 
-// newLogger logs to w (stderr: journald adds the time when the agent runs under systemd), as text or JSON.
+// newLogger logs to w (stderr: journald adds the time when the agent runs under systemd), as text or JSON. level
+// and format are read in any case, as Validate accepts them.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[strings.ToLower(level)]}
-	if format == "json" {
+	if strings.EqualFold(format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
