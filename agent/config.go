@@ -207,6 +207,18 @@ func ParseConfig(name string, data []byte) (Config, error) {
 }
 
 func parseConfig(name string, data []byte, env func(string) (string, bool)) (Config, error) {
+	cfg, err := decodeConfig(name, data, env)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := validateAt(name, data, &cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// decodeConfig decodes TOML over the defaults and applies the environment, without validating the values.
+func decodeConfig(name string, data []byte, env func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -216,16 +228,22 @@ func parseConfig(name string, data []byte, env func(string) (string, bool)) (Con
 	if err := applyEnv(&cfg, env); err != nil {
 		return Config{}, err
 	}
-	if errs := cfg.Validate(); len(errs) > 0 {
-		lines := keyLines(data)
-		out := make([]error, len(errs))
-		for i, e := range errs {
-			e.File, e.Line = name, lines[e.Key]
-			out[i] = e
-		}
-		return Config{}, errors.Join(out...)
-	}
 	return cfg, nil
+}
+
+// validateAt validates cfg, decoded from data, and gives each error the file name and the key's line.
+func validateAt(name string, data []byte, cfg *Config) error {
+	errs := cfg.Validate()
+	if len(errs) == 0 {
+		return nil
+	}
+	lines := keyLines(data)
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		e.File, e.Line = name, lines[e.Key]
+		out[i] = e
+	}
+	return errors.Join(out...)
 }
 
 // keyError is an error of a custom value type that knows its key. The TOML decoder gives such errors a position

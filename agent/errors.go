@@ -32,3 +32,8 @@ func (e *daemonHoldsError) Error() string {
 	b.WriteString(" or stop it to read the file: sudo systemctl stop gps-agent (OpenWrt: /etc/init.d/gps-agent stop)")
 	return b.String()
 }
+
+// exitError makes cli exit with code: the command has already said why on stderr.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }

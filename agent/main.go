@@ -72,6 +72,12 @@ func commands() map[string]command {
 			example: "sudo -u gps-agent gps-agent check --config /etc/gps-agent/config.toml",
 			run:     checkCmd,
 		},
+		"config": {
+			summary: "check the config is complete and valid: exit 0; 1 while truck_id is unset; 255 on an error",
+			usage:   "check [--config FILE]",
+			example: "gps-agent config check --config /etc/gps-agent/config.toml    # systemd's ExecCondition= asks this",
+			run:     configCmd,
+		},
 		"version": {
 			summary: "print the version",
 			run: func(_ context.Context, _ *flag.FlagSet, _ []string, stdout, _ io.Writer) error {
@@ -121,7 +127,10 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	err := cmd.run(ctx, fs, args[1:], stdout, stderr)
+	var exit *exitError
 	switch {
+	case errors.As(err, &exit):
+		return exit.code
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
