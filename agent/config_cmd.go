@@ -47,7 +47,11 @@ func configCmd(_ context.Context, fs *flag.FlagSet, args []string, stdout, stder
 			cfg.Receiver.Device, cfg.Kinesis.Stream, cfg.Kinesis.Region)
 		return nil
 	case configUnset:
-		fmt.Fprintf(stderr, "%v\n%s: truck_id is not set (in the file, or GPS_AGENT_TRUCK_ID): the service stays off until it is\n", err, *path)
+		what := "truck_id is not set (in the file, or GPS_AGENT_TRUCK_ID)"
+		if errors.Is(err, os.ErrNotExist) {
+			what = "no config file"
+		}
+		fmt.Fprintf(stderr, "%v\n%s: %s: the service stays off until it is\n", err, *path, what)
 	default:
 		fmt.Fprintf(stderr, "%v\n%s: the service fails until this is fixed (gps-agent check explains each key)\n", err, *path)
 	}

@@ -32,7 +32,7 @@ func TestConfigCheck(t *testing.T) {
 		{name: "missing truck_id", file: rest, code: 1, stderr: "truck_id is not set"},
 		{name: "commented truck_id", file: "#truck_id = \"TRK-0042\"\n" + rest, code: 1, stderr: "truck_id is not set"},
 		{name: "empty truck_id", file: "truck_id = ''\n" + rest, code: 1, stderr: "truck_id is not set"},
-		{name: "no file", code: 1, stderr: "no such file"},
+		{name: "no file", code: 1, stderr: "no config file"},
 		{name: "bad key", file: "truck_id = 'TRK-0042'\n" + rest + "colour = \"red\"\n", code: 255, stderr: "config.toml:7: kinesis.colour: unknown key"},
 		{name: "bad key, truck_id missing", file: rest + "colour = \"red\"\n", code: 255, stderr: "config.toml:6: kinesis.colour: unknown key"},
 		{name: "bad value", file: "truck_id = 'TRK 42'\n" + rest, code: 255, stderr: `config.toml:1: truck_id: "TRK 42"`},

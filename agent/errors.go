@@ -18,18 +18,22 @@ var (
 // socket. status and fixes neither wait for its lock nor copy the file; they say how to reach or stop it.
 type daemonHoldsError struct {
 	DB     string
-	Socket error // why the socket did not answer; nil when none was asked (--db)
+	Socket string // the socket asked; "" when none was (--db)
+	Err    error  // why it did not answer
 }
 
 func (e *daemonHoldsError) Error() string {
 	var b strings.Builder
-	if e.Socket != nil {
-		fmt.Fprintf(&b, "a running daemon holds the buffer %s but does not answer on its status socket (%v)", e.DB, e.Socket)
-		b.WriteString("; check the socket path (status_socket, GPS_AGENT_STATUS_SOCKET) and its permissions,")
-	} else {
-		fmt.Fprintf(&b, "a running daemon holds the buffer %s; ask it instead (leave out --db),", e.DB)
+	fmt.Fprintf(&b, "a running daemon holds the buffer %s", e.DB)
+	switch {
+	case e.Socket == "":
+		b.WriteString("; ask it instead (leave out --db)")
+	case errors.Is(e.Err, errNoDaemon):
+		fmt.Fprintf(&b, " but does not listen on the status socket %s (its log says why, or it uses another status_socket)", e.Socket)
+	default:
+		fmt.Fprintf(&b, " but its status socket did not answer: %v", e.Err)
 	}
-	b.WriteString(" or stop it to read the file: sudo systemctl stop gps-agent (OpenWrt: /etc/init.d/gps-agent stop)")
+	b.WriteString("; to read the file, stop it first: sudo systemctl stop gps-agent (OpenWrt: /etc/init.d/gps-agent stop)")
 	return b.String()
 }
 

@@ -107,20 +107,21 @@ func daemonFixes(ctx context.Context, path string, req controlRequest, fn func(b
 // full buffer is about 200 MiB, $TMPDIR is RAM on OpenWrt, and a copy taken while the daemon commits can be torn
 // in ways bbolt does not notice (it checksums only its meta pages). It never waits on the daemon's lock either:
 // a daemon holding the file (bbolt's exclusive lock, asked without waiting) is a *daemonHoldsError saying how to
-// stop it. socketErr is why the daemon's socket did not answer, for that message; nil when none was asked (--db).
-func openBufferInPlace(path string, socketErr error) (*buffer.Buffer, error) {
+// stop it. socket and socketErr are the socket asked and why it did not answer, for that message; "" and nil with
+// --db.
+func openBufferInPlace(path, socket string, socketErr error) (*buffer.Buffer, error) {
 	held, err := lockedByOther(path)
 	if err != nil {
 		return nil, err
 	}
 	if held {
-		return nil, &daemonHoldsError{DB: path, Socket: socketErr}
+		return nil, &daemonHoldsError{DB: path, Socket: socket, Err: socketErr}
 	}
 	b, err := buffer.OpenReadOnly(path, buffer.DefaultOptions())
 	if err != nil {
 		// A daemon that started since the check above makes the read-only open time out on its lock.
 		if held, _ := lockedByOther(path); held {
-			return nil, &daemonHoldsError{DB: path, Socket: socketErr}
+			return nil, &daemonHoldsError{DB: path, Socket: socket, Err: socketErr}
 		}
 		return nil, err
 	}
@@ -146,10 +147,10 @@ func lockedByOther(path string) (bool, error) {
 	return false, nil
 }
 
-// stoppedStatus is the status of a stopped daemon: what its database holds. socketErr is why the daemon did not
-// answer (nil with --db): the error names it when a daemon holds the database after all.
-func stoppedStatus(dbPath string, socketErr error) (fieldStatus, error) {
-	b, err := openBufferInPlace(dbPath, socketErr)
+// stoppedStatus is the status of a stopped daemon: what its database holds. socket and socketErr are the socket
+// asked and why it did not answer ("" and nil with --db): the error names them when a daemon holds the database.
+func stoppedStatus(dbPath, socket string, socketErr error) (fieldStatus, error) {
+	b, err := openBufferInPlace(dbPath, socket, socketErr)
 	if err != nil {
 		return fieldStatus{}, err
 	}

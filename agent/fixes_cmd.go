@@ -74,8 +74,8 @@ func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 // readFixes passes the selected fixes to fn, from the database file db if set, else from the daemon of the config,
 // else from the database the config names.
 func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn func(buffer.Record) error) error {
-	fromDB := func(path string, socketErr error) error {
-		b, err := openBufferInPlace(path, socketErr)
+	fromDB := func(path, socket string, socketErr error) error {
+		b, err := openBufferInPlace(path, socket, socketErr)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn f
 		return err
 	}
 	if db != "" {
-		return fromDB(db, nil)
+		return fromDB(db, "", nil)
 	}
 	cfg, err := fieldConfig(cfgPath)
 	if err != nil {
@@ -97,7 +97,7 @@ func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn f
 	if !errors.Is(err, errNoDaemon) {
 		return err // part of the output may be written: falling back would repeat it
 	}
-	return fromDB(filepath.Join(cfg.Buffer.Dir, bufferFile), err)
+	return fromDB(filepath.Join(cfg.Buffer.Dir, bufferFile), cfg.StatusSocket, err)
 }
 
 // parseWhen reads a time as RFC 3339 or as an age before now ("90m", "2h"); "" is the zero time (no bound).

@@ -42,7 +42,7 @@ func statusCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, std
 // fetchStatus asks the daemon named by the config, or reads the database when it does not answer (or db is set).
 func fetchStatus(ctx context.Context, cfgPath, db string, stderr io.Writer) (fieldStatus, error) {
 	if db != "" {
-		return stoppedStatus(db, nil)
+		return stoppedStatus(db, "", nil)
 	}
 	cfg, err := fieldConfig(cfgPath)
 	if err != nil {
@@ -52,7 +52,7 @@ func fetchStatus(ctx context.Context, cfgPath, db string, stderr io.Writer) (fie
 	if err == nil {
 		return st, nil
 	}
-	st, dberr := stoppedStatus(filepath.Join(cfg.Buffer.Dir, bufferFile), err)
+	st, dberr := stoppedStatus(filepath.Join(cfg.Buffer.Dir, bufferFile), cfg.StatusSocket, err)
 	var held *daemonHoldsError
 	switch {
 	case errors.As(dberr, &held):
