@@ -32,14 +32,7 @@ func holdBuffer(path string) {
 // startHolder runs a daemon-like process holding the buffer at path until the test ends.
 func startHolder(t *testing.T, path string) {
 	t.Helper()
-	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
-		t.Skipf("runs a child process, which %s cannot without binfmt_misc; runs on amd64", q)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
+	cmd := exec.Command(testExecutable(t))
 	cmd.Env = append(os.Environ(), holdEnv+"="+path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -44,13 +44,7 @@ func gateConfigs(t *testing.T) map[string]struct{ doc, want string } {
 // gateBin is a directory with a gps-agent that is this test binary running main, first on PATH for the scripts.
 func gateBin(t *testing.T) string {
 	t.Helper()
-	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
-		t.Skipf("runs the agent as a child process, which %s cannot without binfmt_misc; runs on amd64", q)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := testExecutable(t)
 	dir := t.TempDir()
 	writeScript(t, filepath.Join(dir, "gps-agent"), "#!/bin/sh\n"+execEnv+"=1 exec '"+exe+"' \"$@\"\n")
 	return dir
