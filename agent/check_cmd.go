@@ -110,6 +110,9 @@ func runChecks(ctx context.Context, cfgPath string, listen time.Duration) []verd
 		add(rx)
 		add(clock)
 	}
+	if v, ok := checkServiceDevice(cfg.Receiver.Device, unitDirs); ok {
+		add(v)
+	}
 	add(checkBufferDir(cfg, derr == nil))
 	client, cred := checkCredentials(ctx, cfg)
 	add(cred)

@@ -66,12 +66,7 @@ func permissionHint(device string, err error) string {
 	var pe *serial.PortError
 	switch {
 	case errors.Is(err, syscall.EPERM):
-		allow := "DeviceAllow=" + real + " rw"
-		if group := charGroup(real); group != "" {
-			allow = fmt.Sprintf("DeviceAllow=char-%s rw (every %s port; or DeviceAllow=%s rw)", group, group, real)
-		}
-		return fmt.Sprintf("the service's device allow-list does not include %s: run `sudo systemctl edit gps-agent`, "+
-			"add the lines [Service] and %s, then `sudo systemctl restart gps-agent`", real, allow)
+		return fmt.Sprintf("the service's device allow-list does not include %s: %s", real, deviceAllowHint(real, charGroup(real)))
 	case errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) && pe.Code() == serial.PermissionDenied:
 		group := "its group (ls -l " + real + ")"
 		if g := fileGroup(real); g != "" {
@@ -83,23 +78,41 @@ func permissionHint(device string, err error) string {
 	return ""
 }
 
-// charGroup is the name of the character-device driver of path in /proc/devices ("ttymxc"), as DeviceAllow=char-
-// takes it; "" when unknown (the unit's ProcSubset=pid hides /proc/devices from the service).
+// charGroup is the /proc/devices driver name of the character device at path ("ttymxc"), as DeviceAllow=char-
+// takes it; "" when unknown (the unit's ProcSubset=pid hides /proc/devices from the service). Of the names that
+// share its major number (4: tty and ttyS), the one the device's name starts with.
 func charGroup(path string) string {
+	names := charGroups(path)
+	best := ""
+	for _, n := range names {
+		if strings.HasPrefix(filepath.Base(path), n) && len(n) > len(best) {
+			best = n
+		}
+	}
+	if best == "" && len(names) == 1 {
+		best = names[0]
+	}
+	return best
+}
+
+// charGroups lists the /proc/devices driver names of the major number of the character device at path: systemd
+// allows every minor of a major whose name matches DeviceAllow=char-NAME.
+func charGroups(path string) []string {
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode()&fs.ModeCharDevice == 0 {
-		return ""
+		return nil
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return ""
+		return nil
 	}
 	major := int64(unix.Major(uint64(st.Rdev)))
 	f, err := os.Open("/proc/devices")
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer f.Close()
+	var names []string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() { // "Character devices:" then "  4 ttyS" lines, until "Block devices:"
 		if strings.HasPrefix(sc.Text(), "Block") {
@@ -107,10 +120,10 @@ func charGroup(path string) string {
 		}
 		num, name, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
 		if n, err := strconv.ParseInt(num, 10, 64); ok && err == nil && n == major && !strings.Contains(name, "/") {
-			return name
+			names = append(names, name)
 		}
 	}
-	return ""
+	return names
 }
 
 // fileGroup is the name of path's group, "" when unknown.
