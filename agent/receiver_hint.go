@@ -63,11 +63,10 @@ func permissionHint(device string, err error) string {
 	if p, err := filepath.EvalSymlinks(device); err == nil {
 		real = p
 	}
-	var pe *serial.PortError
 	switch {
 	case errors.Is(err, syscall.EPERM):
 		return fmt.Sprintf("the service's device allow-list does not include %s: %s", real, deviceAllowHint(real, charGroup(real)))
-	case errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) && pe.Code() == serial.PermissionDenied:
+	case isPermission(err):
 		group := "its group (ls -l " + real + ")"
 		if g := fileGroup(real); g != "" {
 			group = g
@@ -76,6 +75,13 @@ func permissionHint(device string, err error) string {
 			"add the lines [Service] and SupplementaryGroups=%s, then `sudo systemctl restart gps-agent`", real, group)
 	}
 	return ""
+}
+
+// isPermission reports a permission error opening a device, in either shape nmea passes it on: a wrapped errno
+// (EPERM, EACCES), or go.bug.st/serial's PortError, which replaces EACCES and wraps nothing.
+func isPermission(err error) bool {
+	var pe *serial.PortError
+	return errors.Is(err, fs.ErrPermission) || errors.As(err, &pe) && pe.Code() == serial.PermissionDenied
 }
 
 // charGroup is the /proc/devices driver name of the character device at path ("ttymxc"), as DeviceAllow=char-
