@@ -110,6 +110,9 @@ func runChecks(ctx context.Context, cfgPath string, listen time.Duration) []verd
 		add(rx)
 		add(clock)
 	}
+	if v, ok := checkServiceDevice(cfg.Receiver.Device, unitDirs); ok {
+		add(v)
+	}
 	add(checkBufferDir(cfg, derr == nil))
 	client, cred := checkCredentials(ctx, cfg)
 	add(cred)
@@ -158,7 +161,7 @@ func checkReceiver(ctx context.Context, cfg Config, listen time.Duration) (rx, c
 	case err != nil:
 		rx.Result, rx.Detail = fail, err.Error()
 		rx.Hint = "check receiver.device; `gps-agent ports` lists serial ports, `ls -l /dev/serial/by-id` names them"
-		if errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+		if isPermission(err) {
 			rx.Hint = "the agent's user needs the dialout group (the unit sets it); run check with sudo"
 		}
 	case !res.NMEA && cfg.Receiver.Baud != 0:

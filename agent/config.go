@@ -22,12 +22,12 @@ type Config struct {
 	// TruckID names the vehicle: the Kinesis partition key and the record's truck_id. Required.
 	// At most 256 characters (the Kinesis partition key limit) of letters, digits and "._:-".
 	TruckID string `toml:"truck_id"`
-	// LogLevel is debug, info, warn or error. Default info.
+	// LogLevel is debug, info, warn or error, in any case. Default info.
 	LogLevel string `toml:"log_level"`
 	// StatusSocket is the unix socket `gps-agent status` and `fixes` ask the running daemon through: owner and
 	// group only, never a network port. Default /run/gps-agent/agent.sock (systemd's RuntimeDirectory).
 	StatusSocket string `toml:"status_socket"`
-	// LogFormat is text (default; journald adds the time) or json, for log shippers.
+	// LogFormat is text (default; journald adds the time) or json, for log shippers; in any case.
 	LogFormat string `toml:"log_format"`
 
 	Receiver ReceiverConfig `toml:"receiver"`
@@ -50,12 +50,18 @@ type ReceiverConfig struct {
 // Baud is a line speed in bits per second; 0 means "auto".
 type Baud int
 
-// UnmarshalText reads "auto"; numbers are read as integers.
+// UnmarshalText reads "auto" (any case) and line speeds written as strings ("9600"), as the environment gives
+// them; TOML numbers are read as integers. Validate checks the range.
 func (b *Baud) UnmarshalText(t []byte) error {
-	if string(t) != "auto" {
-		return &keyError{key: "receiver.baud", msg: fmt.Sprintf("%q: use a line speed such as 9600, or \"auto\"", t)}
+	if strings.EqualFold(string(t), "auto") {
+		*b = 0
+		return nil
 	}
-	*b = 0
+	n, err := strconv.Atoi(string(t))
+	if err != nil {
+		return &keyError{key: "receiver.baud", msg: fmt.Sprintf("%q: not a line speed: use a number such as 9600, or \"auto\"", t)}
+	}
+	*b = Baud(n)
 	return nil
 }
 
@@ -201,6 +207,18 @@ func ParseConfig(name string, data []byte) (Config, error) {
 }
 
 func parseConfig(name string, data []byte, env func(string) (string, bool)) (Config, error) {
+	cfg, err := decodeConfig(name, data, env)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := validateAt(name, data, &cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// decodeConfig decodes TOML over the defaults and applies the environment, without validating the values.
+func decodeConfig(name string, data []byte, env func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -210,16 +228,22 @@ func parseConfig(name string, data []byte, env func(string) (string, bool)) (Con
 	if err := applyEnv(&cfg, env); err != nil {
 		return Config{}, err
 	}
-	if errs := cfg.Validate(); len(errs) > 0 {
-		lines := keyLines(data)
-		out := make([]error, len(errs))
-		for i, e := range errs {
-			e.File, e.Line = name, lines[e.Key]
-			out[i] = e
-		}
-		return Config{}, errors.Join(out...)
-	}
 	return cfg, nil
+}
+
+// validateAt validates cfg, decoded from data, and gives each error the file name and the key's line.
+func validateAt(name string, data []byte, cfg *Config) error {
+	errs := cfg.Validate()
+	if len(errs) == 0 {
+		return nil
+	}
+	lines := keyLines(data)
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		e.File, e.Line = name, lines[e.Key]
+		out[i] = e
+	}
+	return errors.Join(out...)
 }
 
 // keyError is an error of a custom value type that knows its key. The TOML decoder gives such errors a position
@@ -300,10 +324,10 @@ func (c *Config) Validate() []*ConfigError {
 	case !truckIDPattern.MatchString(c.TruckID):
 		bad("truck_id", "%q: use 1 to 256 letters, digits or ._:-", c.TruckID)
 	}
-	if _, ok := logLevels[c.LogLevel]; !ok {
+	if _, ok := logLevels[strings.ToLower(c.LogLevel)]; !ok {
 		bad("log_level", "%q: use debug, info, warn or error", c.LogLevel)
 	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
+	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
 		bad("log_format", "%q: use text or json", c.LogFormat)
 	}
 	if c.Receiver.Device == "" {

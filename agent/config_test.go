@@ -47,6 +47,40 @@ func TestParseConfigAutoBaud(t *testing.T) {
 	}
 }
 
+// A line speed reads the same quoted or not, as from the environment (GPS_AGENT_RECEIVER_BAUD=9600); "auto" and
+// the words of log_level and log_format in any case, as the logger reads them.
+func TestParseConfigLenientValues(t *testing.T) {
+	tests := []struct {
+		name, from, to string
+		check          func(Config) bool
+	}{
+		{"quoted baud", "baud = 4800", `baud = "9600"`, func(c Config) bool { return c.Receiver.Baud == 9600 }},
+		{"auto in capitals", "baud = 4800", `baud = "AUTO"`, func(c Config) bool { return c.Receiver.Baud == 0 }},
+		{"log level in capitals", "# a gateway", `log_level = "INFO"`, func(c Config) bool { return c.LogLevel == "INFO" }},
+		{"log level mixed case", "# a gateway", `log_level = "Debug"`, func(c Config) bool { return c.LogLevel == "Debug" }},
+		{"log format in capitals", "# a gateway", `log_format = "JSON"`, func(c Config) bool { return c.LogFormat == "JSON" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig("gps.toml", []byte(strings.Replace(goodConfig, tc.from, tc.to, 1)))
+			if err != nil || !tc.check(cfg) {
+				t.Fatalf("%s: %+v, %v", tc.to, cfg, err)
+			}
+		})
+	}
+}
+
+// The logger honours the level and format whatever their case.
+func TestLoggerAnyCase(t *testing.T) {
+	var b strings.Builder
+	log := newLogger(&b, "WARN", "JSON")
+	log.Info("hidden")
+	log.Warn("shown")
+	if out := b.String(); strings.Contains(out, "hidden") || !strings.HasPrefix(out, "{") || !strings.Contains(out, `"msg":"shown"`) {
+		t.Fatalf("log output %q: want only the warning, as JSON", out)
+	}
+}
+
 func TestParseConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig("min.toml", []byte("truck_id = \"T1\"\n[receiver]\ndevice = \"/dev/gps0\"\n[kinesis]\nstream = \"s\"\nregion = \"us-east-1\"\n"))
 	if err != nil {
@@ -67,7 +101,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown top-level key", [2]string{"# a gateway", "truk_id = \"x\""}, "gps.toml:1: truk_id: unknown key"},
 		{"unknown key in table", [2]string{"baud = 4800", "baud = 4800\nparity = \"none\""}, "gps.toml:7: receiver.parity: unknown key"},
 		{"unknown table", [2]string{"[buffer]", "[bufer]"}, "gps.toml:8: bufer: unknown key"},
-		{"baud wrong word", [2]string{"baud = 4800", "baud = \"fast\""}, "gps.toml:6: receiver.baud: \"fast\": use a line speed such as 9600, or \"auto\""},
+		{"baud wrong word", [2]string{"baud = 4800", "baud = \"fast\""}, "gps.toml:6: receiver.baud: \"fast\": not a line speed: use a number such as 9600, or \"auto\""},
+		{"baud quoted out of range", [2]string{"baud = 4800", "baud = \"-9600\""}, "gps.toml:6: receiver.baud: -9600: use the receiver's line speed"},
+		{"log level word", [2]string{"# a gateway", "log_level = \"verbose\""}, "gps.toml:1: log_level: \"verbose\": use debug, info, warn or error"},
+		{"log format word", [2]string{"# a gateway", "log_format = \"xml\""}, "gps.toml:1: log_format: \"xml\": use text or json"},
 		{"baud wrong type", [2]string{"baud = 4800", "baud = true"}, "gps.toml:6: receiver.baud:"},
 		{"baud negative", [2]string{"baud = 4800", "baud = -1"}, "gps.toml:6: receiver.baud: -1: use the receiver's line speed"},
 		{"bad duration", [2]string{`commit_interval = "500ms"`, `commit_interval = "soon"`}, "gps.toml:10: buffer.commit_interval:"},

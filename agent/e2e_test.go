@@ -31,6 +31,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if path := os.Getenv(holdEnv); path != "" {
+		holdBuffer(path)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -42,17 +46,25 @@ type agentProc struct {
 	err    error
 }
 
-// startAgent runs `gps-agent args...` as a child process; t.Cleanup kills it if the test has not stopped it.
-func startAgent(t *testing.T, args ...string) *agentProc {
+// testExecutable is this test binary, to run as a child process (see TestMain); it skips the test where that
+// cannot work.
+func testExecutable(t *testing.T) string {
 	t.Helper()
 	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
 		// Under qemu-user the test binary is an ARM binary the host can exec only through binfmt_misc.
-		t.Skipf("runs the agent as a child process, which %s cannot without binfmt_misc; runs on amd64", q)
+		t.Skipf("runs the test binary as a child process, which %s cannot without binfmt_misc; runs on amd64", q)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return exe
+}
+
+// startAgent runs `gps-agent args...` as a child process; t.Cleanup kills it if the test has not stopped it.
+func startAgent(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	exe := testExecutable(t)
 	a := &agentProc{stderr: &syncBuffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(exe, args...)
 	a.cmd.Env = append(os.Environ(), execEnv+"=1",

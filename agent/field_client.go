@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,9 +19,6 @@ import (
 
 // dialTimeout bounds connecting to the daemon's socket: it is local, so anything slower is a stuck daemon.
 const controlDialTimeout = 2 * time.Second
-
-// errNoDaemon means no daemon answers on the status socket (no socket file, or nobody listening on it).
-var errNoDaemon = errors.New("no daemon answers on the status socket")
 
 // askDaemon sends req to the daemon at path and returns the connection to read the reply from. errNoDaemon
 // (wrapped) when nobody listens; other errors, such as permission denied, are returned as they are.
@@ -107,40 +103,29 @@ func daemonFixes(ctx context.Context, path string, req controlRequest, fn func(b
 	}
 }
 
-// openStoppedBuffer opens the buffer database at path read-only for a stopped daemon. It never waits on the
-// daemon's lock: when a daemon holds the file (its socket did not answer, or the caller reads a file the daemon
-// uses), it reads a copy instead and says so (snapshot). A copy taken while the daemon commits may fail to open
-// (bbolt's checksums catch it); the caller then says so.
-func openStoppedBuffer(path string) (b *buffer.Buffer, snapshot bool, closeFn func(), err error) {
+// openBufferInPlace opens the buffer database at path read-only, where it lies. It never copies the file: a
+// full buffer is about 200 MiB, $TMPDIR is RAM on OpenWrt, and a copy taken while the daemon commits can be torn
+// in ways bbolt does not notice (it checksums only its meta pages). It never waits on the daemon's lock either:
+// a daemon holding the file (bbolt's exclusive lock, asked without waiting) is a *daemonHoldsError saying how to
+// stop it. socket and socketErr are the socket asked and why it did not answer, for that message; "" and nil with
+// --db.
+func openBufferInPlace(path, socket string, socketErr error) (*buffer.Buffer, error) {
 	held, err := lockedByOther(path)
 	if err != nil {
-		return nil, false, nil, err
+		return nil, err
 	}
-	opts := buffer.DefaultOptions()
-	if !held {
-		b, err := buffer.OpenReadOnly(path, opts)
-		if err != nil {
-			return nil, false, nil, err
+	if held {
+		return nil, &daemonHoldsError{DB: path, Socket: socket, Err: socketErr}
+	}
+	b, err := buffer.OpenReadOnly(path, buffer.DefaultOptions())
+	if err != nil {
+		// A daemon that started since the check above makes the read-only open time out on its lock.
+		if held, _ := lockedByOther(path); held {
+			return nil, &daemonHoldsError{DB: path, Socket: socket, Err: socketErr}
 		}
-		return b, false, func() { b.Close() }, nil
+		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "gps-agent-snapshot-")
-	if err != nil {
-		return nil, true, nil, fmt.Errorf("snapshot buffer: %w", err)
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	cp := filepath.Join(dir, filepath.Base(path))
-	if err := copyFile(path, cp); err != nil {
-		cleanup()
-		return nil, true, nil, fmt.Errorf("snapshot buffer: %w", err)
-	}
-	_ = copyFile(path+".seq", cp+".seq") // the sequence sidecar only refines NextSeq
-	b, err = buffer.OpenReadOnly(cp, opts)
-	if err != nil {
-		cleanup()
-		return nil, true, nil, fmt.Errorf("snapshot of a buffer in use: %w (hint: run again; or stop the daemon)", err)
-	}
-	return b, true, func() { b.Close(); cleanup() }, nil
+	return b, nil
 }
 
 // lockedByOther reports whether another process holds an exclusive lock on the file (bbolt's writer lock: a
@@ -162,31 +147,15 @@ func lockedByOther(path string) (bool, error) {
 	return false, nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-// stoppedStatus is the status of a stopped daemon: what its database holds.
-func stoppedStatus(dbPath string) (fieldStatus, error) {
-	b, snap, closeFn, err := openStoppedBuffer(dbPath)
+// stoppedStatus is the status of a stopped daemon: what its database holds. socket and socketErr are the socket
+// asked and why it did not answer ("" and nil with --db): the error names them when a daemon holds the database.
+func stoppedStatus(dbPath, socket string, socketErr error) (fieldStatus, error) {
+	b, err := openBufferInPlace(dbPath, socket, socketErr)
 	if err != nil {
 		return fieldStatus{}, err
 	}
-	defer closeFn()
-	st := fieldStatus{Daemon: "stopped", Source: dbPath, Now: time.Now(), Buffer: b.Stats(), Snapshot: snap}
+	defer b.Close()
+	st := fieldStatus{Daemon: "stopped", Source: dbPath, Now: time.Now(), Buffer: b.Stats()}
 	oldest, _ := b.Oldest(0, 1)
 	newest, _ := b.Newest(1)
 	st.readRecords(oldest, newest)

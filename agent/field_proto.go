@@ -37,8 +37,6 @@ type fieldStatus struct {
 	Now    time.Time    `json:"now"`             // the clock the ages are measured with
 	Agent  *Status      `json:"agent,omitempty"` // the daemon's state; nil when stopped
 	Buffer buffer.Stats `json:"buffer"`
-	// Snapshot is set when the database was copied because a daemon holds it but its socket did not answer.
-	Snapshot bool `json:"snapshot,omitempty"`
 	// OldestUnsent and Newest are the first and last pending fixes (nil when none).
 	OldestUnsent *Record `json:"oldest_unsent,omitempty"`
 	Newest       *Record `json:"newest,omitempty"`

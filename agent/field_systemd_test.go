@@ -74,6 +74,7 @@ func TestUnitMatchesTheProgram(t *testing.T) {
 	tests := []struct{ key, want string }{
 		{"Type", "notify"},
 		{"ExecStart", "/usr/bin/gps-agent run --config /etc/gps-agent/config.toml"},
+		{"ExecCondition", "/usr/bin/gps-agent config check --config /etc/gps-agent/config.toml"},
 		{"User", "gps-agent"},
 		{"SupplementaryGroups", "dialout"},
 		{"StateDirectory", strings.TrimPrefix(def.Buffer.Dir, "/var/lib/")},
@@ -103,6 +104,29 @@ func TestUnitMatchesTheProgram(t *testing.T) {
 	for _, k := range []string{"ListenStream", "ListenDatagram", "PrivateNetwork"} {
 		if _, ok := d[k]; ok {
 			t.Errorf("%s set: the agent listens on no network port and needs the network", k)
+		}
+	}
+}
+
+// The service may open the serial ports of common gateway SoCs, by their /proc/devices driver names (DeviceAllow=
+// char-NAME), and nothing else: i.MX, NXP LPUART, Qualcomm and Jetson UARTs were refused (EPERM) while
+// `gps-agent check`, outside the sandbox, passed.
+func TestUnitAllowsSerialPorts(t *testing.T) {
+	d := unitDirectives(t)
+	if got := d["DevicePolicy"]; len(got) != 1 || got[0] != "closed" {
+		t.Fatalf("DevicePolicy=%v, want closed", got)
+	}
+	allowed := map[string]bool{}
+	for _, v := range d["DeviceAllow"] {
+		name, ok := strings.CutSuffix(v, " rw")
+		if !ok || !strings.HasPrefix(name, "char-tty") || strings.ContainsAny(name, "*?[") {
+			t.Errorf("DeviceAllow=%s: want char-ttyNAME rw, a serial driver and no glob", v)
+		}
+		allowed[strings.TrimPrefix(name, "char-")] = true
+	}
+	for _, name := range []string{"ttyUSB", "ttyACM", "ttyS", "ttyAMA", "ttymxc", "ttyLP", "ttyMSM", "ttyHS", "ttyTHS"} {
+		if !allowed[name] {
+			t.Errorf("no DeviceAllow=char-%s rw", name)
 		}
 	}
 }

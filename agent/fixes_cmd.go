@@ -59,7 +59,7 @@ func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 		}
 		return fw.fix(rec, r.Data, r.Appended)
 	}
-	if err := readFixes(ctx, *path, *db, req, emit, stderr); err != nil {
+	if err := readFixes(ctx, *path, *db, req, emit); err != nil {
 		return err
 	}
 	if err := fw.end(); err != nil {
@@ -73,21 +73,18 @@ func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 
 // readFixes passes the selected fixes to fn, from the database file db if set, else from the daemon of the config,
 // else from the database the config names.
-func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn func(buffer.Record) error, stderr io.Writer) error {
-	fromDB := func(path string) error {
-		b, snap, closeFn, err := openStoppedBuffer(path)
+func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn func(buffer.Record) error) error {
+	fromDB := func(path, socket string, socketErr error) error {
+		b, err := openBufferInPlace(path, socket, socketErr)
 		if err != nil {
 			return err
 		}
-		defer closeFn()
-		if snap {
-			fmt.Fprintf(stderr, "gps-agent fixes: a daemon holds %s; read a copy of it\n", path)
-		}
+		defer b.Close()
 		_, err = eachFix(ctx, b, req, fn)
 		return err
 	}
 	if db != "" {
-		return fromDB(db)
+		return fromDB(db, "", nil)
 	}
 	cfg, err := fieldConfig(cfgPath)
 	if err != nil {
@@ -100,7 +97,7 @@ func readFixes(ctx context.Context, cfgPath, db string, req controlRequest, fn f
 	if !errors.Is(err, errNoDaemon) {
 		return err // part of the output may be written: falling back would repeat it
 	}
-	return fromDB(filepath.Join(cfg.Buffer.Dir, bufferFile))
+	return fromDB(filepath.Join(cfg.Buffer.Dir, bufferFile), cfg.StatusSocket, err)
 }
 
 // parseWhen reads a time as RFC 3339 or as an age before now ("90m", "2h"); "" is the zero time (no bound).

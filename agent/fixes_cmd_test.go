@@ -313,42 +313,6 @@ func validateGPXSchema(t *testing.T, out string) {
 	}
 }
 
-// A daemon holds the database (bbolt's exclusive lock): reading it must not wait for the lock.
-func TestFixesNeverBlockOnTheDaemonsLock(t *testing.T) {
-	db := writeTestBuffer(t, 5)
-	held, err := buffer.Open(db, buffer.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { held.Close() })
-	for _, args := range [][]string{{"fixes", "--db", db, "--format", "csv"}, {"status", "--db", db, "--json"}} {
-		t.Run(args[0], func(t *testing.T) {
-			start := time.Now()
-			code, out, errOut := runCLI(t, nil, args...)
-			if took := time.Since(start); took > time.Second {
-				t.Errorf("took %s: it waited on the lock", took)
-			}
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, errOut)
-			}
-			switch args[0] {
-			case "fixes":
-				if rows := strings.Count(out, "\n"); rows != 6 || !strings.Contains(errOut, "read a copy") {
-					t.Fatalf("%d lines (want header + 5), stderr %q:\n%s", rows, errOut, out)
-				}
-			case "status":
-				var st fieldStatus
-				if err := json.Unmarshal([]byte(out), &st); err != nil {
-					t.Fatal(err)
-				}
-				if !st.Snapshot || st.Buffer.Pending != 5 || st.OldestUnsent == nil || st.OldestUnsent.Seq != 1 {
-					t.Fatalf("status %+v", st)
-				}
-			}
-		})
-	}
-}
-
 func TestFixesUsage(t *testing.T) {
 	db := writeTestBuffer(t, 1)
 	tests := []struct {

@@ -72,6 +72,12 @@ func commands() map[string]command {
 			example: "sudo -u gps-agent gps-agent check --config /etc/gps-agent/config.toml",
 			run:     checkCmd,
 		},
+		"config": {
+			summary: "check the config is complete and valid: exit 0; 1 while truck_id is unset; 255 on an error",
+			usage:   "check [--config FILE]",
+			example: "gps-agent config check --config /etc/gps-agent/config.toml    # systemd's ExecCondition= asks this",
+			run:     configCmd,
+		},
 		"version": {
 			summary: "print the version",
 			run: func(_ context.Context, _ *flag.FlagSet, _ []string, stdout, _ io.Writer) error {
@@ -81,9 +87,6 @@ func commands() map[string]command {
 		},
 	}
 }
-
-// errUsage marks an error already explained on stderr with the command's usage.
-var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -124,7 +127,10 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	err := cmd.run(ctx, fs, args[1:], stdout, stderr)
+	var exit *exitError
 	switch {
+	case errors.As(err, &exit):
+		return exit.code
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
@@ -179,10 +185,11 @@ var logLevels = map[string]slog.Level{
 	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
 }
 
-// newLogger logs to w (stderr: journald adds the time when the agent runs under systemd), as text or JSON.
+// newLogger logs to w (stderr: journald adds the time when the agent runs under systemd), as text or JSON. level
+// and format are read in any case, as Validate accepts them.
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[strings.ToLower(level)]}
-	if format == "json" {
+	if strings.EqualFold(format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -73,7 +73,7 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Device:   cfg.Receiver.Device,
 		Baud:     int(cfg.Receiver.Baud),
 		AutoBaud: cfg.Receiver.Baud == 0,
-		Log:      log.With("part", "receiver"),
+		Log:      receiverLog(log.With("part", "receiver"), cfg.Receiver.Device),
 		Counters: rxCounters,
 		OnFix: func(f nmea.Fix) {
 			now := time.Now()
@@ -180,7 +180,7 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 	// The local status socket: `gps-agent status` and `fixes` ask the running daemon through it.
 	stopControl, err := p.serveControl(p.cfg.StatusSocket, log.With("part", "control"))
 	if err != nil {
-		log.Warn("no status socket; status and fixes fall back to reading the database", "err", err)
+		log.Warn("no status socket; status and fixes cannot ask this daemon, and do not read its database while it runs", "err", err)
 		stopControl = func() {}
 	}
 	notifyLog("READY=1\nSTATUS=started")

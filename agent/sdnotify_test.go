@@ -15,14 +15,17 @@ import (
 	"github.com/fleetedge/gps-agent/uplink/uplinktest"
 )
 
-// The daemon tells systemd it is ready, feeds the watchdog while fixes flow, and says when it stops.
-func TestSystemdNotify(t *testing.T) {
+// listenNotify is a systemd notify socket, named to the agents the test starts (NOTIFY_SOCKET). expect waits up
+// to 30 s for a message containing what, and returns it.
+func listenNotify(t *testing.T) (expect func(agent *agentProc, what string) string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	t.Setenv("NOTIFY_SOCKET", sock)
 	msgs := make(chan string, 100)
 	go func() {
 		buf := make([]byte, 4096)
@@ -35,16 +38,7 @@ func TestSystemdNotify(t *testing.T) {
 			msgs <- string(buf[:n])
 		}
 	}()
-
-	const stream = "notify"
-	k := uplinktest.StartKinesisMock(t, stream, 1)
-	f := newFeeder(t, 10)
-	t.Setenv("NOTIFY_SOCKET", sock)
-	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: fed every 0.2 s
-	agent := startAgent(t, "run", "--config", writeConfig(t, f.path, k.Endpoint, stream))
-	f.start()
-
-	expect := func(what string) string {
+	return func(agent *agentProc, what string) string {
 		t.Helper()
 		deadline := time.After(30 * time.Second)
 		for {
@@ -61,6 +55,18 @@ func TestSystemdNotify(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The daemon tells systemd it is ready, feeds the watchdog while fixes flow, and says when it stops.
+func TestSystemdNotify(t *testing.T) {
+	notified := listenNotify(t)
+	const stream = "notify"
+	k := uplinktest.StartKinesisMock(t, stream, 1)
+	f := newFeeder(t, 10)
+	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: fed every 0.2 s
+	agent := startAgent(t, "run", "--config", writeConfig(t, f.path, k.Endpoint, stream))
+	f.start()
+	expect := func(what string) string { t.Helper(); return notified(agent, what) }
 	expect("READY=1")
 	for range 3 {
 		if m := expect("WATCHDOG=1"); !strings.Contains(m, "STATUS=") || !strings.Contains(m, "fixes sent") {

@@ -42,7 +42,7 @@ func statusCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, std
 // fetchStatus asks the daemon named by the config, or reads the database when it does not answer (or db is set).
 func fetchStatus(ctx context.Context, cfgPath, db string, stderr io.Writer) (fieldStatus, error) {
 	if db != "" {
-		return stoppedStatus(db)
+		return stoppedStatus(db, "", nil)
 	}
 	cfg, err := fieldConfig(cfgPath)
 	if err != nil {
@@ -52,15 +52,15 @@ func fetchStatus(ctx context.Context, cfgPath, db string, stderr io.Writer) (fie
 	if err == nil {
 		return st, nil
 	}
-	if !errors.Is(err, errNoDaemon) {
-		fmt.Fprintf(stderr, "gps-agent status: %v; reading the database instead\n", err)
-	}
-	st, dberr := stoppedStatus(filepath.Join(cfg.Buffer.Dir, bufferFile))
-	if dberr != nil {
+	st, dberr := stoppedStatus(filepath.Join(cfg.Buffer.Dir, bufferFile), cfg.StatusSocket, err)
+	var held *daemonHoldsError
+	switch {
+	case errors.As(dberr, &held):
+		return st, dberr // it names the socket's error
+	case dberr != nil:
 		return st, fmt.Errorf("%w; and the database: %w", err, dberr)
-	}
-	if st.Snapshot {
-		st.Daemon = "running, socket not answering"
+	case !errors.Is(err, errNoDaemon):
+		fmt.Fprintf(stderr, "gps-agent status: %v; read the database instead: no daemon holds it\n", err)
 	}
 	return st, nil
 }
@@ -144,9 +144,6 @@ func (st fieldStatus) writeText(w io.Writer) {
 			roundAge(now.Sub(a.Started)))
 	} else {
 		line("agent", "daemon %s; read from %s", st.Daemon, st.Source)
-		if st.Snapshot {
-			line("", "a copy of the database in use: the daemon's socket did not answer")
-		}
 	}
 	if a != nil {
 		rx := a.Receiver
