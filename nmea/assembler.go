@@ -1,6 +1,7 @@
 package nmea
 
 import (
+	"log/slog"
 	"math"
 	"time"
 
@@ -114,12 +115,14 @@ const (
 	closeFlush
 )
 
-// assembler groups parsed sentences into epochs.
+// assembler groups parsed sentences into epochs and hands each epoch's fix
+// to emit. It knows nothing of bytes or parsing, so it can be driven alone.
 type assembler struct {
-	d *Decoder
+	emit func(Fix)
+	c    *Counters
+	log  *slog.Logger // nil: nothing is logged
 
-	cur     epoch // the open epoch (cur.tod >= 0) or pending untimed data
-	pending bool  // cur holds untimed data waiting for its epoch's time
+	cur epoch // the open epoch (cur.tod >= 0) or untimed data waiting for its epoch's time
 
 	lastClosed int // tod of the last closed epoch, -1 if none
 
@@ -138,10 +141,12 @@ type assembler struct {
 	ender     enderKey // learned cycle ender, zero key if not (yet) known
 }
 
-func (a *assembler) init(d *Decoder) {
-	a.d = d
+// newAssembler returns an assembler that counts in c and hands fixes to
+// emit; log may be nil.
+func newAssembler(emit func(Fix), c *Counters, log *slog.Logger) assembler {
+	a := assembler{emit: emit, c: c, log: log, lastClosed: -1}
 	a.cur.reset()
-	a.lastClosed = -1
+	return a
 }
 
 func todOf(t gonmea.Time) (int, bool) {
@@ -168,15 +173,11 @@ func (a *assembler) add(m *msg) {
 		if tod == a.lastClosed {
 			// The epoch was closed by a cycle ender that was not the last
 			// sentence after all: forget it, and drop this straggler.
-			a.d.c.late.Add(1)
+			a.c.late.Add(1)
 			a.ender = enderKey{}
 			return
 		}
 		a.cur.tod = tod
-		a.pending = false
-	}
-	if a.cur.tod < 0 {
-		a.pending = true
 	}
 	a.apply(m)
 	key := m.key
@@ -303,7 +304,6 @@ func (a *assembler) closeEpoch(why closeReason) {
 	if e.tod < 0 {
 		if why == closeFlush {
 			e.reset()
-			a.pending = false
 		}
 		return
 	}
@@ -315,19 +315,18 @@ func (a *assembler) closeEpoch(why closeReason) {
 		}
 		if a.ender.key == (sentKey{}) && k == a.candidate {
 			a.ender = k
-			if a.d.debug() {
-				a.d.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
+			if debugOn(a.log) {
+				a.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
 			}
 		}
 		a.candidate = k
 	}
 	a.lastClosed = e.tod
 	if f, ok := a.fix(); ok {
-		a.d.c.fixes.Add(1)
-		a.d.onFix(f)
+		a.c.fixes.Add(1)
+		a.emit(f)
 	}
 	e.reset()
-	a.pending = false
 }
 
 // fix builds the epoch's fix; false if it has none (counted).
@@ -351,12 +350,12 @@ func (a *assembler) fix() (Fix, bool) {
 			f.Time = time.Date(d.y, time.Month(d.m), d.d, 0, 0, 0, 0, time.UTC).
 				Add(time.Duration(a.undatedTod) * time.Millisecond)
 			f.DateSource = DateCarried
-			a.d.c.fixes.Add(1)
-			a.d.onFix(f)
+			a.c.fixes.Add(1)
+			a.emit(f)
 		}
 	}
 	if e.src == srcNone {
-		a.d.c.noFix.Add(1)
+		a.c.noFix.Add(1)
 		return Fix{}, false
 	}
 	if !date.ok() && a.lastDate.ok() {
@@ -388,7 +387,7 @@ func (a *assembler) fix() (Fix, bool) {
 	}
 	if !date.ok() {
 		if a.hasUndated {
-			a.d.c.noDate.Add(1)
+			a.c.noDate.Add(1)
 		}
 		a.undated, a.undatedTod, a.hasUndated = f, e.tod, true
 		return Fix{}, false

@@ -16,7 +16,6 @@ import (
 // A Decoder is not safe for concurrent use. onFix is called synchronously
 // from Write or Flush and must not call back into the Decoder.
 type Decoder struct {
-	onFix  func(Fix)
 	c      *Counters
 	own    Counters     // c when the caller passes none
 	log    *slog.Logger // nil: nothing is logged
@@ -39,7 +38,7 @@ func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
 	if onFix == nil {
 		onFix = func(Fix) {}
 	}
-	d := &Decoder{onFix: onFix, c: c, log: log, now: time.Now}
+	d := &Decoder{c: c, log: log, now: time.Now}
 	if c == nil {
 		d.c = &d.own
 	}
@@ -47,7 +46,7 @@ func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
 	// field errors; go-nmea would only repeat the work.
 	d.parser.CheckCRC = func(gonmea.BaseSentence, string) error { return nil }
 	d.parser.OnBaseSentence = tolerate
-	d.asm.init(d)
+	d.asm = newAssembler(onFix, d.c, log)
 	return d
 }
 
@@ -119,8 +118,11 @@ func (d *Decoder) sentence(line []byte) {
 
 // debug reports whether debug lines are logged: their arguments cost
 // allocations that a decoder without a debug log must not pay.
-func (d *Decoder) debug() bool {
-	return d.log != nil && d.log.Enabled(context.Background(), slog.LevelDebug)
+func (d *Decoder) debug() bool { return debugOn(d.log) }
+
+// debugOn reports whether log takes debug lines; log may be nil.
+func debugOn(log *slog.Logger) bool {
+	return log != nil && log.Enabled(context.Background(), slog.LevelDebug)
 }
 
 // parseSlow parses line with go-nmea: every sentence the fast reader is
