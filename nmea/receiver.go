@@ -132,9 +132,6 @@ func (r *Receiver) rates() []int {
 	return out
 }
 
-// errNoSentences ends a probe at a rate that delivered no sentences.
-var errNoSentences = errors.New("no checksummed sentences at this baud rate")
-
 // session is what Run remembers across reopens.
 type session struct {
 	log          *slog.Logger
