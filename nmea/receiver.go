@@ -174,9 +174,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 		s.summaryEvery = DefaultSummaryEvery
 	}
 	s.prev = c.Snapshot()
+	var l link
 	backoff := backoffMin
-	failing, lost, fresh := false, false, true
-	openFailed := false // the last open failed: the device was missing
 	for {
 		var err error
 		rates := r.rates()
@@ -188,31 +187,22 @@ func (r *Receiver) Run(ctx context.Context) error {
 			r.beat.Store(time.Now().UnixNano())
 			port, err = open(r.Device, baud)
 			if err != nil {
-				openFailed = true
+				l.missing = true
 				break // the device is not there: no point trying other rates
 			}
-			if lost {
+			reconnect, level := l.opened(i == 0)
+			if reconnect {
 				c.reconnects.Add(1)
-				lost = false
 			}
-			// Info once per healthy spell; a failing device or auto-baud
-			// trying further rates must not log every few seconds.
-			level := slog.LevelDebug
-			if i == 0 && (!failing || openFailed) {
-				level = slog.LevelInfo
-			}
-			openFailed = false
 			log.Log(ctx, level, "receiver open", "baud", baud, "auto_baud", r.auto())
-			if fresh {
-				// Silence is timed from the open of a new device session,
-				// not from each rate auto-baud tries.
-				s.heard, fresh = time.Now(), false
+			if l.startSession() {
+				s.heard = time.Now()
 			}
 			var got bool
 			valid := s.d.valid
 			got, err = r.read(ctx, port, s, baud)
 			if s.d.valid != valid {
-				failing = false // it worked for a while: a new failure is news
+				l.failing = false // it worked for a while: a new failure is news
 			}
 			s.d.Flush()
 			if ctx.Err() != nil {
@@ -222,7 +212,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 				backoff = backoffMin
 			}
 			if !errors.Is(err, errNoSentences) {
-				lost, fresh = true, true
+				l.broke()
 				err = fmt.Errorf("read receiver %s: %w", r.Device, err)
 				break
 			}
@@ -230,9 +220,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 				err = fmt.Errorf("read receiver %s: auto-baud: no checksummed sentences at %v baud", r.Device, rates)
 			}
 		}
-		if !failing {
+		if l.fail() {
 			log.Warn("receiver unavailable, retrying", "err", err, "backoff", backoff)
-			failing = true
 		} else {
 			log.Debug("receiver still unavailable", "err", err, "backoff", backoff)
 		}
@@ -241,6 +230,47 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, backoffMax)
 	}
+}
+
+// link is the device's state as Run sees it across opens: what a new open
+// counts, and how loudly a failure is logged.
+type link struct {
+	lost    bool // a session ended in a read error: the next open is a reconnect
+	missing bool // the last open failed: the device was not there
+	failing bool // a failure was logged and no sentence has come since
+	session bool // a device session runs: opens for further baud rates do not restart the silence clock
+}
+
+// opened records a successful open, the first of a sweep of baud rates or
+// not. It reports whether the open is a reconnect, and the level to log it
+// at: Info once per healthy spell and when a missing device appears; Debug
+// while auto-baud tries further rates or a failing device flaps.
+func (l *link) opened(first bool) (reconnect bool, level slog.Level) {
+	reconnect, level = l.lost, slog.LevelDebug
+	if first && (!l.failing || l.missing) {
+		level = slog.LevelInfo
+	}
+	l.lost, l.missing = false, false
+	return reconnect, level
+}
+
+// startSession reports whether this open starts a device session, from
+// which silence is timed.
+func (l *link) startSession() bool {
+	started := !l.session
+	l.session = true
+	return started
+}
+
+// broke records a session that ended in a read error.
+func (l *link) broke() { l.lost, l.session = true, false }
+
+// fail records a failed sweep and reports whether it is news (the first
+// since the device last worked), to be logged as a warning.
+func (l *link) fail() bool {
+	news := !l.failing
+	l.failing = true
+	return news
 }
 
 // wait returns after d, or ctx.Err() when ctx ends first.
