@@ -99,15 +99,24 @@ type Receiver struct {
 	open func(device string, baud int) (io.ReadCloser, error)
 
 	cur  atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
-	beat atomic.Int64 // unix nanoseconds of the loop's last step: a read returned or an open was tried
+	beat atomic.Int64 // monotonic ns since clockBase of the loop's last step (a read returned or an open was tried), +1; 0: none
 }
+
+// clockBase anchors heartbeats on the monotonic clock: a heartbeat is stored
+// as the time elapsed since it, so a step of the wall clock (NTP on a
+// gateway without RTC) never moves it. Set once, read only.
+var clockBase = time.Now()
+
+// beatNow records a step of Run's loop.
+func (r *Receiver) beatNow() { r.beat.Store(int64(time.Since(clockBase)) + 1) }
 
 // Heartbeat is when Run's loop last made a step: a read returned (data or the read timeout) or an open of the
 // device was tried. A silent or missing receiver still beats; only a stuck loop does not. Zero before Run.
-// Safe to call while Run runs.
+// Safe to call while Run runs. The time carries a monotonic reading: compare it with time.Now() (Sub, Since),
+// and a step of the wall clock changes nothing.
 func (r *Receiver) Heartbeat() time.Time {
 	if n := r.beat.Load(); n != 0 {
-		return time.Unix(0, n)
+		return clockBase.Add(time.Duration(n - 1))
 	}
 	return time.Time{}
 }
@@ -184,7 +193,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			var port io.ReadCloser
-			r.beat.Store(time.Now().UnixNano())
+			r.beatNow()
 			port, err = open(r.Device, baud)
 			if err != nil {
 				l.missing = true
@@ -307,7 +316,7 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 	for {
 		n, err := port.Read(buf)
 		now := time.Now()
-		r.beat.Store(now.UnixNano())
+		r.beatNow()
 		if n > 0 {
 			got = true
 			before := d.valid
