@@ -107,24 +107,33 @@ type enderKey struct {
 	n   int
 }
 
+// closeReason says why an epoch closed; the zero value: it has not.
 type closeReason uint8
 
 const (
-	closeTimeChange closeReason = iota
-	closeEnder
-	closeFlush
+	stillOpen       closeReason = iota
+	closeTimeChange             // the next time of day arrived
+	closeEnder                  // its learned cycle ender arrived
+	closeIdle                   // the receiver fell silent before the ender (fallback)
+	closeFlush                  // end of input, or the device closed
 )
 
 // assembler groups parsed sentences into epochs and hands each epoch's fix
 // to emit. It knows nothing of bytes or parsing, so it can be driven alone.
+//
+// An epoch runs from a sentence with a new time of day to the next one:
+// untimed sentences (VTG, GSA, GSV) belong to the epoch of the last timed
+// one. Its fix is handed on when the epoch closes, by the earliest of its
+// cycle ender, the next time of day, and the idle flush; a closed epoch
+// stays cur until the next time of day, so that what still comes of it is
+// neither taken for the next epoch nor lost to learning the ender.
 type assembler struct {
 	emit func(Fix)
 	c    *Counters
 	log  *slog.Logger // nil: nothing is logged
 
-	cur epoch // the open epoch (cur.tod >= 0) or untimed data waiting for its epoch's time
-
-	lastClosed int // tod of the last closed epoch, -1 if none
+	cur    epoch       // the epoch of the last timed sentence; before the first, untimed data waiting for it (tod -1)
+	closed closeReason // why cur closed, stillOpen if it has not
 
 	lastDate    civil // date of the last epoch that carried one
 	lastDateTod int
@@ -137,14 +146,14 @@ type assembler struct {
 	undatedTod int
 	hasUndated bool
 
-	candidate enderKey // last key before the previous time change
+	candidate enderKey // the last sentence before the previous time change
 	ender     enderKey // learned cycle ender, zero key if not (yet) known
 }
 
 // newAssembler returns an assembler that counts in c and hands fixes to
 // emit; log may be nil.
 func newAssembler(emit func(Fix), c *Counters, log *slog.Logger) assembler {
-	a := assembler{emit: emit, c: c, log: log, lastClosed: -1}
+	a := assembler{emit: emit, c: c, log: log}
 	a.cur.reset()
 	return a
 }
@@ -166,26 +175,78 @@ func (a *assembler) add(m *msg) {
 	default:
 		return // not part of a fix, and not a cycle marker
 	}
-	if timed && tod != a.cur.tod {
-		if a.cur.tod >= 0 {
-			a.closeEpoch(closeTimeChange)
-		}
-		if tod == a.lastClosed {
-			// The epoch was closed by a cycle ender that was not the last
-			// sentence after all: forget it, and drop this straggler.
-			a.c.late.Add(1)
-			a.ender = enderKey{}
-			return
-		}
-		a.cur.tod = tod
+	switch {
+	case timed && tod != a.cur.tod:
+		a.newTime(tod)
+	case timed && a.closed == closeEnder:
+		// A timed sentence of an epoch its ender closed: the ender was
+		// not the last sentence after all. Its fix is out; forget the
+		// ender (relearned at the next time changes) and count the loss.
+		a.c.late.Add(1)
+		a.ender = enderKey{}
+	}
+	n := a.cur.counts.inc(m.key)
+	a.cur.lastKey = m.key
+	if a.closed != stillOpen {
+		return // its epoch's fix is out: the sentence only marks the cycle
 	}
 	a.apply(m)
-	key := m.key
-	n := a.cur.counts.inc(key)
-	a.cur.lastKey = key
-	if a.cur.tod >= 0 && a.ender.key == key && a.ender.n == n {
+	if a.cur.tod >= 0 && a.ender == (enderKey{m.key, n}) {
 		a.closeEpoch(closeEnder)
 	}
+}
+
+// newTime starts the epoch of a new time of day. The sentence before it
+// ended the previous cycle, however that epoch closed: the cycle ender is
+// learned from it at any rate, also when the idle flush closed the epoch
+// long before (a 1 Hz receiver).
+func (a *assembler) newTime(tod int) {
+	e := &a.cur
+	if e.tod >= 0 {
+		a.learn(enderKey{e.lastKey, e.counts.get(e.lastKey)})
+		if a.closed == stillOpen {
+			a.closeEpoch(closeTimeChange)
+		}
+		e.reset()
+	}
+	// Untimed data before the first time of day is this epoch's.
+	e.tod, a.closed = tod, stillOpen
+}
+
+// learn takes k, the last sentence of a cycle: two cycles in a row that end
+// on the same sentence make it the ender. One cycle that ends otherwise (its
+// ender lost to a bad checksum, a GSV block the receiver sends every few
+// epochs) does not unlearn it; a timed straggler does (add).
+func (a *assembler) learn(k enderKey) {
+	if k == a.candidate && k != a.ender {
+		a.ender = k
+		if debugOn(a.log) {
+			a.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
+		}
+	}
+	a.candidate = k
+}
+
+// enderKnown reports whether the cycle ender is learned.
+func (a *assembler) enderKnown() bool { return a.ender.key != (sentKey{}) }
+
+// idle hands on the open epoch's fix when the receiver has fallen silent in
+// the middle of it. An epoch without a position stays open: what follows may
+// still give it one. Later sentences of the epoch are absorbed (add).
+func (a *assembler) idle() {
+	if a.cur.tod >= 0 && a.closed == stillOpen && a.cur.src != srcNone {
+		a.closeEpoch(closeIdle)
+	}
+}
+
+// flush closes the epoch for good, at end of input: what comes next starts
+// afresh.
+func (a *assembler) flush() {
+	if a.cur.tod >= 0 && a.closed == stillOpen {
+		a.closeEpoch(closeFlush)
+	}
+	a.cur.reset()
+	a.closed = stillOpen
 }
 
 func (a *assembler) apply(m *msg) {
@@ -297,36 +358,13 @@ func (a *assembler) position(src int, lat, lon float64) {
 	}
 }
 
-// closeEpoch ends the open epoch: delivers its fix or counts why not, and
-// learns the cycle ender.
+// closeEpoch closes the open epoch: hands its fix on, or counts why not.
 func (a *assembler) closeEpoch(why closeReason) {
-	e := &a.cur
-	if e.tod < 0 {
-		if why == closeFlush {
-			e.reset()
-		}
-		return
-	}
-	switch why {
-	case closeTimeChange:
-		k := enderKey{e.lastKey, e.counts.get(e.lastKey)}
-		if a.ender.key != (sentKey{}) && a.ender != k {
-			a.ender = enderKey{} // the receiver changed its cycle
-		}
-		if a.ender.key == (sentKey{}) && k == a.candidate {
-			a.ender = k
-			if debugOn(a.log) {
-				a.log.Debug("nmea cycle ender learned", "sentence", k.key.String(), "nth", k.n)
-			}
-		}
-		a.candidate = k
-	}
-	a.lastClosed = e.tod
+	a.closed = why
 	if f, ok := a.fix(); ok {
 		a.c.fixes.Add(1)
 		a.emit(f)
 	}
-	e.reset()
 }
 
 // fix builds the epoch's fix; false if it has none (counted).

@@ -50,12 +50,22 @@ func NewDecoder(onFix func(Fix), c *Counters, log *slog.Logger) *Decoder {
 	return d
 }
 
-// Flush closes the pending epoch, delivering its fix if it has one. Call it
-// at end of input, or when the receiver has been silent longer than its
-// cycle. Any partial sentence is kept: more bytes may complete it.
+// Flush closes the pending epoch for good, delivering its fix if it has
+// one: call it at end of input (the Receiver does when its device closes).
+// What comes after starts afresh. Any partial sentence is kept: more bytes
+// may complete it.
 func (d *Decoder) Flush() {
-	d.asm.closeEpoch(closeFlush)
+	d.asm.flush()
 }
+
+// idle tells the decoder that the receiver has fallen silent inside an
+// epoch: its fix, if it has one, is handed on now. Unlike Flush, the epoch
+// stays the home of what still comes of it (see assembler).
+func (d *Decoder) idle() { d.asm.idle() }
+
+// enderKnown reports whether the receiver's cycle ender is learned, so that
+// epochs close on it rather than on the idle flush.
+func (d *Decoder) enderKnown() bool { return d.asm.enderKnown() }
 
 // Decode reads r to EOF, calling onFix for each fix in order, and returns the
 // counts. The error is r's, never one about the content.

@@ -14,13 +14,18 @@ import (
 )
 
 // Receiver timing. The read timeout bounds how long a silent port goes
-// unnoticed; idleFlush closes the pending epoch when the receiver has paused
-// (between 1 Hz bursts there are ~900 ms of silence, inside a burst at 4800
-// baud a byte every 2 ms), so the last epoch of a receiver whose cycle ender
-// is not learned yet is not held until the next one.
+// unnoticed; idleFlush hands on the open epoch's fix when the receiver has
+// paused (between 1 Hz bursts there are several hundred ms of silence,
+// inside a burst at 4800 baud a byte every 2 ms), so that an epoch of a
+// receiver whose cycle ender is not learned yet is not held until the next
+// one. Once the ender is learned, epochs close on it, and the idle flush
+// waits for enderLost: longer than a pause inside a burst, so the part of
+// the epoch after it still makes the fix; it closes the last epoch of a
+// receiver that stopped in mid-cycle.
 const (
 	readTimeout = 100 * time.Millisecond
 	idleFlush   = 300 * time.Millisecond
+	enderLost   = time.Second
 	backoffMin  = 250 * time.Millisecond
 	backoffMax  = 10 * time.Second
 
@@ -348,8 +353,8 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 			}
 			return got, err
 		}
-		if n == 0 && now.Sub(last) >= idleFlush && !flushed {
-			d.Flush()
+		if n == 0 && !flushed && now.Sub(last) >= idleWait(d) {
+			d.idle()
 			flushed = true
 		}
 		if !s.silent && now.Sub(s.heard) >= s.silenceAfter {
@@ -365,6 +370,14 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 			return got, errNoSentences
 		}
 	}
+}
+
+// idleWait is the silence after which the open epoch's fix is handed on.
+func idleWait(d *Decoder) time.Duration {
+	if d.enderKnown() {
+		return enderLost
+	}
+	return idleFlush
 }
 
 // summary logs what was dropped since the last summary, if anything.
