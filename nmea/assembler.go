@@ -15,7 +15,8 @@ func (c civil) ok() bool { return c.y > 0 && c.m >= 1 && c.m <= 12 && c.d >= 1 &
 
 const dayMs = 24 * 3600 * 1000
 
-// Position sources, in order of preference when several are valid.
+// Position sources, in order of preference when several are valid, and of
+// trust when they disagree on whether there is a fix (see epoch.state).
 const (
 	srcNone = iota
 	srcGLL
@@ -40,7 +41,8 @@ type epoch struct {
 	gsaSats  int
 	gsaHDOP  float64
 	rmcQ     int  // faaQuality of the last valid RMC's FAA mode (1 if none)
-	noFix    bool // some sentence said explicitly there is no fix
+	said     int  // the most trusted source that stated the fix status (srcNone: none did)
+	fixSaid  bool // what it stated: a fix (its position is lat, lon) or none
 	lastKey  sentKey
 	counts   keyCounts
 }
@@ -54,6 +56,21 @@ func (e *epoch) reset() {
 		rmcQ: 1, counts: counts,
 	}
 }
+
+// state records that src stated whether there is a fix. When the sentences
+// of an epoch disagree, the most trusted one that states it decides (GGA,
+// then GNS, RMC, GLL: the order positions are preferred in), whatever their
+// order; of one source, the last. GSA and VTG never decide, and a field
+// left empty states nothing.
+func (e *epoch) state(src int, fix bool) {
+	if src >= e.said {
+		e.said, e.fixSaid = src, fix
+	}
+}
+
+// hasFix reports whether the epoch has a fix: its most trusted statement
+// says so (and gave the position).
+func (e *epoch) hasFix() bool { return e.said != srcNone && e.fixSaid }
 
 // keyCounts counts the sentences of an epoch by key. A cycle has a handful
 // of keys: they live in an array searched in order, which costs less than
@@ -234,7 +251,7 @@ func (a *assembler) enderKnown() bool { return a.ender.key != (sentKey{}) }
 // the middle of it. An epoch without a position stays open: what follows may
 // still give it one. Later sentences of the epoch are absorbed (add).
 func (a *assembler) idle() {
-	if a.cur.tod >= 0 && a.closed == stillOpen && a.cur.src != srcNone {
+	if a.cur.tod >= 0 && a.closed == stillOpen && a.cur.hasFix() {
 		a.closeEpoch(closeIdle)
 	}
 }
@@ -266,25 +283,31 @@ func (a *assembler) apply(m *msg) {
 			}
 			e.date = civil{y, m.date.MM, m.date.DD}
 		}
-		if !m.valid || m.quality == 0 || !m.present(2) || !m.present(4) {
-			e.noFix = true
-			return
+		switch {
+		case !m.present(1):
+			// no status: RMC states nothing
+		case !m.valid || m.quality == 0:
+			e.state(srcRMC, false)
+		case m.present(2) && m.present(4):
+			e.rmcQ = m.quality
+			e.state(srcRMC, true)
+			a.position(srcRMC, m.lat, m.lon)
 		}
-		e.rmcQ = m.quality
-		a.position(srcRMC, m.lat, m.lon)
 	case msgGGA:
 		q := m.quality
-		if q <= 0 || !m.present(1) || !m.present(3) {
-			e.noFix = true
-			return
-		}
-		if m.present(6) && m.sats == 0 && q != 6 {
+		switch {
+		case q < 0:
+			return // no quality: GGA states nothing
+		case q == 0, m.present(6) && m.sats == 0 && q != 6:
 			// A satellite fix from no satellites is a stale position
 			// (Hemisphere repeats its last one while it reacquires);
 			// only dead reckoning (6) works without satellites.
-			e.noFix = true
+			e.state(srcGGA, false)
 			return
+		case !m.present(1) || !m.present(3):
+			return // a fix without a position
 		}
+		e.state(srcGGA, true)
 		e.quality = q
 		if m.present(6) {
 			e.sats = int(m.sats)
@@ -298,10 +321,16 @@ func (a *assembler) apply(m *msg) {
 		a.position(srcGGA, m.lat, m.lon)
 	case msgGNS:
 		q := m.quality
-		if q == 0 || !m.present(1) || !m.present(3) {
-			e.noFix = true
+		switch {
+		case !m.present(5):
+			return // no mode: GNS states nothing
+		case q == 0:
+			e.state(srcGNS, false)
+			return
+		case !m.present(1) || !m.present(3):
 			return
 		}
+		e.state(srcGNS, true)
 		if e.quality < 0 || a.cur.src < srcGGA {
 			e.quality = q
 		}
@@ -316,11 +345,15 @@ func (a *assembler) apply(m *msg) {
 		}
 		a.position(srcGNS, m.lat, m.lon)
 	case msgGLL:
-		if !m.valid || m.quality == 0 || !m.present(0) || !m.present(2) {
-			e.noFix = true
-			return
+		switch {
+		case !m.present(5):
+			// no status: GLL states nothing
+		case !m.valid || m.quality == 0:
+			e.state(srcGLL, false)
+		case m.present(0) && m.present(2):
+			e.state(srcGLL, true)
+			a.position(srcGLL, m.lat, m.lon)
 		}
-		a.position(srcGLL, m.lat, m.lon)
 	case msgVTG:
 		if math.IsNaN(e.course) && m.present(0) {
 			e.course = m.course
@@ -392,7 +425,7 @@ func (a *assembler) fix() (Fix, bool) {
 			a.emit(f)
 		}
 	}
-	if e.src == srcNone {
+	if !e.hasFix() {
 		a.c.noFix.Add(1)
 		return Fix{}, false
 	}

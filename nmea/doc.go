@@ -15,6 +15,14 @@
 //   - "No fix" is explicit: RMC/GLL status V, FAA mode N, M or S, GGA quality
 //     0, 7 (manual) or 8 (simulator), GNS mode all N, GGA with 0 satellites
 //     (a stale position, except dead reckoning).
+//   - When the sentences of an epoch disagree, the most trusted one that
+//     states the fix status decides, whatever their order: GGA, then GNS,
+//     RMC, GLL (the order positions are preferred in). GSA never decides; an
+//     empty status or quality field states nothing. So RMC A with GGA
+//     quality 0 is no fix, and RMC V with GGA quality 1 a fix of quality 1.
+//     (gpsd 3.22 takes the word of the epoch's last sentence; on the usual
+//     order, RMC before GGA, both agree. No epoch of the 20 gpsd logs in
+//     testdata has its sentences disagree.)
 //   - Receivers without RMC: the date comes from ZDA, else the last known
 //     date is carried (and advanced at midnight); [Fix.DateSource] says which.
 //     A fix before any date is held and dated by the next epoch that has one.
