@@ -24,16 +24,11 @@ import (
 // About 35 s: 23 epochs at 1 Hz, 125 at 10 Hz.
 func TestBenchEpochClose(t *testing.T) {
 	benchfig.Require(t)
-	for _, tc := range []struct {
-		name       string
-		rate       float64
-		baud, warm int
-		n          int
-	}{
-		{"1 Hz", 1, 9600, 3, 23},
-		{"10 Hz", 10, 115200, 5, 125},
+	for _, tc := range []paceCase{
+		{"1 Hz", 1, 9600, 3, 23, 0},
+		{"10 Hz", 10, 115200, 5, 125, 0},
 	} {
-		lat := epochLatencies(t, tc.rate, tc.baud, tc.warm, tc.n, simCycle(tc.rate, 0))
+		lat := tc.latencies(t)
 		us := make([]float64, len(lat))
 		for i, d := range lat {
 			us[i] = float64(d.Nanoseconds()) / 1e3

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -135,6 +134,20 @@ func epochHandOns(t *testing.T, rate float64, baud, skip, n int, cycle func(i in
 	return lat, fixes
 }
 
+// paceCase is a receiver at its real pace: rate epochs a second at baud,
+// n epochs of the simulator's cycle cut to its first keep sentences (0: all
+// of them), the first warm not measured (the ender is being learned).
+type paceCase struct {
+	name                string
+	rate                float64
+	baud, warm, n, keep int
+}
+
+// latencies is epochLatencies of the case.
+func (pc paceCase) latencies(t *testing.T) []time.Duration {
+	return epochLatencies(t, pc.rate, pc.baud, pc.warm, pc.n, simCycle(pc.rate, pc.keep))
+}
+
 // simCycle returns the sentences of the simulator's epoch i at rate; keep
 // trims it to its first sentences (0: all of them).
 func simCycle(rate float64, keep int) func(i int) [][]byte {
@@ -156,20 +169,15 @@ func simCycle(rate float64, keep int) func(i int) [][]byte {
 // idle flush closes each epoch long before the next one begins: the ender
 // must be learned across it, or every fix waits 300 ms for the flush.
 func TestFixLatencyAtReceiverPace(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		rate    float64
-		baud, n int
-		keep    int
-	}{
-		{"1Hz/RMC,GGA", 1, 9600, 6, 2},
-		{"1Hz/RMC,GGA,GSA,GSV", 1, 9600, 6, 0},
-		{"10Hz/RMC,GGA", 10, 115200, 30, 2},
-		{"10Hz/RMC,GGA,GSA,GSV", 10, 115200, 30, 0},
+	for _, tc := range []paceCase{
+		{"1Hz/RMC,GGA", 1, 9600, 3, 6, 2},
+		{"1Hz/RMC,GGA,GSA,GSV", 1, 9600, 3, 6, 0},
+		{"10Hz/RMC,GGA", 10, 115200, 3, 30, 2},
+		{"10Hz/RMC,GGA,GSA,GSV", 10, 115200, 3, 30, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			lat := epochLatencies(t, tc.rate, tc.baud, 3, tc.n, simCycle(tc.rate, tc.keep))
+			lat := tc.latencies(t)
 			t.Logf("last sentence -> fix handed on: %v", lat)
 			slices.Sort(lat)
 			// A few ms on a loaded machine under -race; the idle flush
@@ -194,14 +202,8 @@ func TestFixLatencyAtReceiverPace(t *testing.T) {
 func TestIdleFlushBeforeEnderLearned(t *testing.T) {
 	cycle := func(i int) [][]byte {
 		tod := simStart.Add(time.Duration(i) * time.Second).Format("150405.00")
-		sats := 4 + i%4 // each epoch its own count, so a leak shows
-		prns := []string{"01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12"}
-		gsa := "GPGSA,A,3," + strings.Join(prns[:sats], ",") + strings.Repeat(",", 12-sats) + ",1.9,1.1,1.5"
-		s := splitLines(nmeaLines(
-			"GPRMC,"+tod+",A,4807.038,N,01131.000,E,0.0,,010526,,,A",
-			"GPGLL,4807.038,N,01131.000,E,"+tod+",A,A",
-			gsa,
-		))
+		// Each epoch its own count of satellites, so that a leak shows.
+		s := splitLines(nmeaLines(rmcBody(tod), gllBody(tod), gsaBody(4+i%4)))
 		return slices.Insert(s, 1, []byte{}) // the pause
 	}
 	var c Counters
