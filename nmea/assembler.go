@@ -266,94 +266,128 @@ func (a *assembler) flush() {
 	a.closed = stillOpen
 }
 
+// apply takes what one sentence of the open epoch says.
 func (a *assembler) apply(m *msg) {
-	e := &a.cur
 	switch m.typ {
 	case msgRMC:
-		if m.present(6) && math.IsNaN(e.speed) {
-			e.speed = m.speed * 1.852
-		}
-		if m.present(7) {
-			e.course = m.course
-		}
-		if m.date.Valid {
-			y := 2000 + m.date.YY
-			if m.date.YY >= 80 {
-				y = 1900 + m.date.YY
-			}
-			e.date = civil{y, m.date.MM, m.date.DD}
-		}
-		switch {
-		case !m.present(1):
-			// no status: RMC states nothing
-		case !m.valid || m.quality == 0:
-			e.state(srcRMC, false)
-		case m.present(2) && m.present(4):
-			e.rmcQ = m.quality
-			e.state(srcRMC, true)
-			a.position(srcRMC, m.lat, m.lon)
-		}
+		a.applyRMC(m)
 	case msgGGA:
-		q := m.quality
-		switch {
-		case q < 0:
-			return // no quality: GGA states nothing
-		case q == 0, m.present(6) && m.sats == 0 && q != 6:
-			// A satellite fix from no satellites is a stale position
-			// (Hemisphere repeats its last one while it reacquires);
-			// only dead reckoning (6) works without satellites.
-			e.state(srcGGA, false)
-			return
-		case !m.present(1) || !m.present(3):
-			return // a fix without a position
-		}
-		e.state(srcGGA, true)
-		e.quality = q
-		if m.present(6) {
-			e.sats = int(m.sats)
-		}
-		if m.present(7) {
-			e.hdop = m.hdop
-		}
-		if m.present(8) {
-			e.alt = m.alt
-		}
-		a.position(srcGGA, m.lat, m.lon)
+		a.applyGGA(m)
 	case msgGNS:
-		q := m.quality
-		switch {
-		case !m.present(5):
-			return // no mode: GNS states nothing
-		case q == 0:
-			e.state(srcGNS, false)
-			return
-		case !m.present(1) || !m.present(3):
-			return
-		}
-		e.state(srcGNS, true)
-		if e.quality < 0 || a.cur.src < srcGGA {
-			e.quality = q
-		}
-		if m.present(6) && e.sats < 0 {
-			e.sats = int(m.sats)
-		}
-		if m.present(7) && math.IsNaN(e.hdop) {
-			e.hdop = m.hdop
-		}
-		if m.present(8) && math.IsNaN(e.alt) {
-			e.alt = m.alt
-		}
-		a.position(srcGNS, m.lat, m.lon)
+		a.applyGNS(m)
 	case msgGLL:
-		switch {
-		case !m.present(5):
-			// no status: GLL states nothing
-		case !m.valid || m.quality == 0:
-			e.state(srcGLL, false)
-		case m.present(0) && m.present(2):
-			e.state(srcGLL, true)
-			a.position(srcGLL, m.lat, m.lon)
+		a.applyGLL(m)
+	default:
+		a.applyOther(m)
+	}
+}
+
+// applyRMC: speed, course and date always; position when its status says fix.
+func (a *assembler) applyRMC(m *msg) {
+	e := &a.cur
+	if m.present(6) && math.IsNaN(e.speed) {
+		e.speed = m.speed * 1.852
+	}
+	if m.present(7) {
+		e.course = m.course
+	}
+	if m.date.Valid {
+		y := 2000 + m.date.YY
+		if m.date.YY >= 80 {
+			y = 1900 + m.date.YY
 		}
+		e.date = civil{y, m.date.MM, m.date.DD}
+	}
+	switch {
+	case !m.present(1):
+		// no status: RMC states nothing
+	case !m.valid || m.quality == 0:
+		e.state(srcRMC, false)
+	case m.present(2) && m.present(4):
+		e.rmcQ = m.quality
+		e.state(srcRMC, true)
+		a.position(srcRMC, m.lat, m.lon)
+	}
+}
+
+// applyGGA: the fix quality, satellites, HDOP and altitude of a fix.
+func (a *assembler) applyGGA(m *msg) {
+	e := &a.cur
+	q := m.quality
+	switch {
+	case q < 0:
+		return // no quality: GGA states nothing
+	case q == 0, m.present(6) && m.sats == 0 && q != 6:
+		// A satellite fix from no satellites is a stale position
+		// (Hemisphere repeats its last one while it reacquires);
+		// only dead reckoning (6) works without satellites.
+		e.state(srcGGA, false)
+		return
+	case !m.present(1) || !m.present(3):
+		return // a fix without a position
+	}
+	e.state(srcGGA, true)
+	e.quality = q
+	if m.present(6) {
+		e.sats = int(m.sats)
+	}
+	if m.present(7) {
+		e.hdop = m.hdop
+	}
+	if m.present(8) {
+		e.alt = m.alt
+	}
+	a.position(srcGGA, m.lat, m.lon)
+}
+
+// applyGNS: as GGA, but what GGA gave wins.
+func (a *assembler) applyGNS(m *msg) {
+	e := &a.cur
+	q := m.quality
+	switch {
+	case !m.present(5):
+		return // no mode: GNS states nothing
+	case q == 0:
+		e.state(srcGNS, false)
+		return
+	case !m.present(1) || !m.present(3):
+		return
+	}
+	e.state(srcGNS, true)
+	if e.quality < 0 || a.cur.src < srcGGA {
+		e.quality = q
+	}
+	if m.present(6) && e.sats < 0 {
+		e.sats = int(m.sats)
+	}
+	if m.present(7) && math.IsNaN(e.hdop) {
+		e.hdop = m.hdop
+	}
+	if m.present(8) && math.IsNaN(e.alt) {
+		e.alt = m.alt
+	}
+	a.position(srcGNS, m.lat, m.lon)
+}
+
+// applyGLL: a position, the least trusted.
+func (a *assembler) applyGLL(m *msg) {
+	e := &a.cur
+	switch {
+	case !m.present(5):
+		// no status: GLL states nothing
+	case !m.valid || m.quality == 0:
+		e.state(srcGLL, false)
+	case m.present(0) && m.present(2):
+		e.state(srcGLL, true)
+		a.position(srcGLL, m.lat, m.lon)
+	}
+}
+
+// applyOther takes what VTG, GSA and ZDA add to a fix; none states whether
+// there is one.
+func (a *assembler) applyOther(m *msg) {
+	e := &a.cur
+	switch m.typ {
 	case msgVTG:
 		if math.IsNaN(e.course) && m.present(0) {
 			e.course = m.course
