@@ -2,6 +2,7 @@ package nmea
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,14 +59,85 @@ const (
 	muLon = 11 + 31.0/60
 )
 
+// assemblyCase is an epoch's sentences and what the decoder makes of them.
+type assemblyCase struct {
+	name   string
+	lines  []string
+	want   []wantFix
+	noFix  uint64 // Stats.NoFix expected, checked always
+	noDate uint64
+}
+
+// mixedEpochs are epochs whose sentences disagree on whether there is a
+// fix. The most trusted sentence that states the fix status decides (GGA,
+// then GNS, RMC, GLL; GSA never), whatever the order; a field left empty
+// states nothing.
+var mixedEpochs = []assemblyCase{
+	{
+		name: "RMC A, GGA quality 0 with 0 satellites: GGA says no fix",
+		lines: []string{
+			"GPRMC,125106,A,4807.038,N,01131.000,E,0.0,,241011,,,A",
+			"GPGGA,125106,4807.038,N,01131.000,E,0,00,99.9,,M,,M,,",
+		},
+		noFix: 1,
+	},
+	{
+		name: "RMC V, GGA quality 1: GGA says fix",
+		lines: []string{
+			"GPRMC,125106,V,4807.038,N,01131.000,E,1.0,90.0,241011,,,N",
+			"GPGGA,125106,4807.038,N,01131.000,E,1,07,1.2,500.0,M,47.0,M,,",
+		},
+		want: []wantFix{{time: "2011-10-24T12:51:06.000Z", lat: muLat, lon: muLon, speedKmh: 1.852, courseDeg: 90,
+			altM: 500, quality: 1, sats: 7, hdop: 1.2, dateSource: DateRMC}},
+	},
+	{
+		name: "GGA with its quality empty states nothing: RMC A decides",
+		lines: []string{
+			"GPGGA,005947.00,4807.038,N,01131.000,E,,11,0.8,86.0,M,-30.1,M,,",
+			"GPRMC,005947.00,A,4807.038,N,01131.000,E,0.0,0.0,080710,,",
+		},
+		want: []wantFix{{time: "2010-07-08T00:59:47.000Z", lat: muLat, lon: muLon, speedKmh: 0, courseDeg: 0,
+			altM: nan(), quality: 1, sats: -1, hdop: nan(), dateSource: DateRMC}},
+	},
+	{
+		name: "GNS mode NN, RMC A: GNS says no fix",
+		lines: []string{
+			"GNRMC,125106,A,4807.038,N,01131.000,E,0.0,,241011,,,A",
+			"GNGNS,125106,4807.038,N,01131.000,E,NN,00,,,,,",
+		},
+		noFix: 1,
+	},
+	{
+		name: "RMC V, GLL A: RMC says no fix",
+		lines: []string{
+			"GPRMC,125106,V,,,,,,,241011,,,N",
+			"GPGLL,4807.038,N,01131.000,E,125106,A,A",
+		},
+		noFix: 1,
+	},
+	{
+		name: "GLL V, RMC A: RMC says fix",
+		lines: []string{
+			"GPGLL,4807.038,N,01131.000,E,125106,V,N",
+			"GPRMC,125106,A,4807.038,N,01131.000,E,0.0,,241011,,,A",
+		},
+		want: []wantFix{{time: "2011-10-24T12:51:06.000Z", lat: muLat, lon: muLon, speedKmh: 0, courseDeg: nan(),
+			altM: nan(), quality: 1, sats: -1, hdop: nan(), dateSource: DateRMC}},
+	},
+	{
+		name: "GSA without a fix never decides: RMC A, GGA 1 say fix",
+		lines: []string{
+			"GPRMC,125106,A,4807.038,N,01131.000,E,0.0,,241011,,,A",
+			"GPGGA,125106,4807.038,N,01131.000,E,1,07,1.2,500.0,M,47.0,M,,",
+			"GPGSA,A,1,,,,,,,,,,,,,99.9,99.9,99.9",
+		},
+		want: []wantFix{{time: "2011-10-24T12:51:06.000Z", lat: muLat, lon: muLon, speedKmh: 0, courseDeg: nan(),
+			altM: 500, quality: 1, sats: 7, hdop: 1.2, dateSource: DateRMC}},
+	},
+}
+
 func TestEpochAssembly(t *testing.T) {
-	tests := []struct {
-		name   string
-		lines  []string
-		want   []wantFix
-		noFix  uint64 // Stats.NoFix expected, checked always
-		noDate uint64
-	}{
+	tests := []assemblyCase{
 		{
 			name:  "RMC alone",
 			lines: []string{"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"},
@@ -256,7 +328,7 @@ func TestEpochAssembly(t *testing.T) {
 			noFix: 1,
 		},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, mixedEpochs...) {
 		t.Run(tc.name, func(t *testing.T) {
 			fixes, s := decodeAll(nmeaLines(tc.lines...))
 			if len(fixes) != len(tc.want) {
@@ -326,5 +398,24 @@ func TestFixOnEnderSentence(t *testing.T) {
 				t.Fatalf("epoch %d: fix before its last sentence, on %q", i, strings.TrimSpace(l))
 			}
 		}
+	}
+}
+
+// TestFixStatusAnyOrder: a mixed epoch gives the same fix, or the same lack
+// of one, with its sentences in reverse order (gpsd takes the last one's
+// word, so its verdict flips with the order).
+func TestFixStatusAnyOrder(t *testing.T) {
+	for _, tc := range mixedEpochs {
+		t.Run(tc.name, func(t *testing.T) {
+			lines := slices.Clone(tc.lines)
+			slices.Reverse(lines)
+			fixes, s := decodeAll(nmeaLines(lines...))
+			if len(fixes) != len(tc.want) || s.NoFix != tc.noFix {
+				t.Fatalf("reversed: %d fixes, no_fix=%d; want %d and %d", len(fixes), s.NoFix, len(tc.want), tc.noFix)
+			}
+			for i, w := range tc.want {
+				checkFix(t, i, fixes[i], w)
+			}
+		})
 	}
 }

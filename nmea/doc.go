@@ -15,15 +15,30 @@
 //   - "No fix" is explicit: RMC/GLL status V, FAA mode N, M or S, GGA quality
 //     0, 7 (manual) or 8 (simulator), GNS mode all N, GGA with 0 satellites
 //     (a stale position, except dead reckoning).
+//   - When the sentences of an epoch disagree, the most trusted one that
+//     states the fix status decides, whatever their order: GGA, then GNS,
+//     RMC, GLL (the order positions are preferred in). GSA never decides; an
+//     empty status or quality field states nothing. So RMC A with GGA
+//     quality 0 is no fix, and RMC V with GGA quality 1 a fix of quality 1.
+//     (gpsd 3.22 takes the word of the epoch's last sentence; on the usual
+//     order, RMC before GGA, both agree. No epoch of the 20 gpsd logs in
+//     testdata has its sentences disagree.)
 //   - Receivers without RMC: the date comes from ZDA, else the last known
 //     date is carried (and advanced at midnight); [Fix.DateSource] says which.
 //     A fix before any date is held and dated by the next epoch that has one.
 //
-// Epochs close as early as possible: the decoder learns the receiver's last
-// sentence of a cycle (the "ender", e.g. the second GSA or the last GSV) and
-// hands the fix on the moment that sentence is complete. Until it is
-// learned, and as a fallback, an epoch closes when the next time of day
-// arrives or after 300 ms of silence ([Receiver]).
+// Epochs close as early as possible. An epoch runs from a sentence with a
+// new time of day to the next one; untimed sentences (VTG, GSA, GSV) belong
+// to the epoch of the last timed one. The decoder learns the receiver's last
+// sentence of a cycle (the "ender", e.g. the second GSA or the last part of
+// GSV): the sentence before a new time of day, when two cycles in a row end
+// on it, at any rate (at 1 Hz too, where the idle flush has closed each
+// epoch long before the next begins). It then hands the fix on the moment
+// that sentence is complete. Until it is learned, an epoch closes when the
+// next time of day arrives or after 300 ms of silence; once it is learned,
+// the [Receiver] waits up to 1 s of silence for it. An epoch closed early
+// by the idle flush keeps what still comes of it: those sentences teach the
+// ender, are not counted late, and never leak into the next epoch.
 //
 // Framing is bounded and never stops: binary frames (UBX, SiRF), NUL bytes,
 // half lines and endless lines are dropped and counted by reason in
@@ -47,8 +62,9 @@
 //   - Fix.Time is the receiver's GNSS time, not the gateway clock.
 //   - The decoder never returns an error for bad input; it counts it.
 //   - A receiver that changes its cycle costs little: if the learned ender
-//     does not come, the epoch closes with the next time of day (one epoch
-//     of latency); if sentences follow it, the epoch was closed early, and a
-//     straggler with its time is dropped (counted in Late) and the ender
-//     relearned.
+//     does not come (lost to a bad checksum, say), the epoch closes with the
+//     next time of day (one epoch of latency) and the ender stays; two
+//     cycles that end on another sentence make that one the ender. A timed
+//     sentence after the ender means the epoch was closed early: it is
+//     dropped (counted in Late) and the ender relearned.
 package nmea

@@ -93,7 +93,7 @@ type Stats struct {
 	Unparsable   uint64 `json:"unparsable"`    // valid checksum but go-nmea rejected a field of a type a fix uses
 	NoFix        uint64 `json:"no_fix"`        // epochs without a valid position (RMC V, GGA quality 0, no lat/lon, ...)
 	NoDate       uint64 `json:"no_date"`       // epochs with a fix but no date known yet (no RMC/ZDA seen)
-	Late         uint64 `json:"late"`          // timed sentences of an epoch already delivered, ignored
+	Late         uint64 `json:"late"`          // timed sentences after the cycle ender that closed their epoch, ignored (the ender is relearned)
 	Reconnects   uint64 `json:"reconnects"`    // times the Receiver reopened its device
 	Silences     uint64 `json:"silences"`      // episodes of an open device sending no valid sentence for Receiver.SilenceAfter
 

@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// FuzzDecoder feeds arbitrary bytes, in two chunks, and checks the
+// FuzzDecoder feeds arbitrary bytes, in two chunks with a pause of the
+// receiver (the idle flush) between them, and checks the
 // decoder's invariants: it never panics, never errors, never emits an
 // impossible fix, and its counters add up.
 func FuzzDecoder(f *testing.F) {
@@ -21,6 +22,7 @@ func FuzzDecoder(f *testing.F) {
 			if n, err := d.Write(chunk); n != len(chunk) || err != nil {
 				t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(chunk))
 			}
+			d.idle()
 		}
 		d.Flush()
 		s := c.Snapshot()

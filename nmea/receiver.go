@@ -14,13 +14,18 @@ import (
 )
 
 // Receiver timing. The read timeout bounds how long a silent port goes
-// unnoticed; idleFlush closes the pending epoch when the receiver has paused
-// (between 1 Hz bursts there are ~900 ms of silence, inside a burst at 4800
-// baud a byte every 2 ms), so the last epoch of a receiver whose cycle ender
-// is not learned yet is not held until the next one.
+// unnoticed; idleFlush hands on the open epoch's fix when the receiver has
+// paused (between 1 Hz bursts there are several hundred ms of silence,
+// inside a burst at 4800 baud a byte every 2 ms), so that an epoch of a
+// receiver whose cycle ender is not learned yet is not held until the next
+// one. Once the ender is learned, epochs close on it, and the idle flush
+// waits for enderLost: longer than a pause inside a burst, so the part of
+// the epoch after it still makes the fix; it closes the last epoch of a
+// receiver that stopped in mid-cycle.
 const (
 	readTimeout = 100 * time.Millisecond
 	idleFlush   = 300 * time.Millisecond
+	enderLost   = time.Second
 	backoffMin  = 250 * time.Millisecond
 	backoffMax  = 10 * time.Second
 
@@ -99,15 +104,24 @@ type Receiver struct {
 	open func(device string, baud int) (io.ReadCloser, error)
 
 	cur  atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
-	beat atomic.Int64 // unix nanoseconds of the loop's last step: a read returned or an open was tried
+	beat atomic.Int64 // monotonic ns since clockBase of the loop's last step (a read returned or an open was tried), +1; 0: none
 }
+
+// clockBase anchors heartbeats on the monotonic clock: a heartbeat is stored
+// as the time elapsed since it, so a step of the wall clock (NTP on a
+// gateway without RTC) never moves it. Set once, read only.
+var clockBase = time.Now()
+
+// beatNow records a step of Run's loop.
+func (r *Receiver) beatNow() { r.beat.Store(int64(time.Since(clockBase)) + 1) }
 
 // Heartbeat is when Run's loop last made a step: a read returned (data or the read timeout) or an open of the
 // device was tried. A silent or missing receiver still beats; only a stuck loop does not. Zero before Run.
-// Safe to call while Run runs.
+// Safe to call while Run runs. The time carries a monotonic reading: compare it with time.Now() (Sub, Since),
+// and a step of the wall clock changes nothing.
 func (r *Receiver) Heartbeat() time.Time {
 	if n := r.beat.Load(); n != 0 {
-		return time.Unix(0, n)
+		return clockBase.Add(time.Duration(n - 1))
 	}
 	return time.Time{}
 }
@@ -131,9 +145,6 @@ func (r *Receiver) rates() []int {
 	}
 	return out
 }
-
-// errNoSentences ends a probe at a rate that delivered no sentences.
-var errNoSentences = errors.New("no checksummed sentences at this baud rate")
 
 // session is what Run remembers across reopens.
 type session struct {
@@ -177,9 +188,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 		s.summaryEvery = DefaultSummaryEvery
 	}
 	s.prev = c.Snapshot()
+	var l link
 	backoff := backoffMin
-	failing, lost, fresh := false, false, true
-	openFailed := false // the last open failed: the device was missing
 	for {
 		var err error
 		rates := r.rates()
@@ -188,34 +198,25 @@ func (r *Receiver) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			var port io.ReadCloser
-			r.beat.Store(time.Now().UnixNano())
+			r.beatNow()
 			port, err = open(r.Device, baud)
 			if err != nil {
-				openFailed = true
+				l.missing = true
 				break // the device is not there: no point trying other rates
 			}
-			if lost {
+			reconnect, level := l.opened(i == 0)
+			if reconnect {
 				c.reconnects.Add(1)
-				lost = false
 			}
-			// Info once per healthy spell; a failing device or auto-baud
-			// trying further rates must not log every few seconds.
-			level := slog.LevelDebug
-			if i == 0 && (!failing || openFailed) {
-				level = slog.LevelInfo
-			}
-			openFailed = false
 			log.Log(ctx, level, "receiver open", "baud", baud, "auto_baud", r.auto())
-			if fresh {
-				// Silence is timed from the open of a new device session,
-				// not from each rate auto-baud tries.
-				s.heard, fresh = time.Now(), false
+			if l.startSession() {
+				s.heard = time.Now()
 			}
 			var got bool
 			valid := s.d.valid
 			got, err = r.read(ctx, port, s, baud)
 			if s.d.valid != valid {
-				failing = false // it worked for a while: a new failure is news
+				l.failing = false // it worked for a while: a new failure is news
 			}
 			s.d.Flush()
 			if ctx.Err() != nil {
@@ -225,7 +226,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 				backoff = backoffMin
 			}
 			if !errors.Is(err, errNoSentences) {
-				lost, fresh = true, true
+				l.broke()
 				err = fmt.Errorf("read receiver %s: %w", r.Device, err)
 				break
 			}
@@ -233,9 +234,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 				err = fmt.Errorf("read receiver %s: auto-baud: no checksummed sentences at %v baud", r.Device, rates)
 			}
 		}
-		if !failing {
+		if l.fail() {
 			log.Warn("receiver unavailable, retrying", "err", err, "backoff", backoff)
-			failing = true
 		} else {
 			log.Debug("receiver still unavailable", "err", err, "backoff", backoff)
 		}
@@ -244,6 +244,47 @@ func (r *Receiver) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, backoffMax)
 	}
+}
+
+// link is the device's state as Run sees it across opens: what a new open
+// counts, and how loudly a failure is logged.
+type link struct {
+	lost    bool // a session ended in a read error: the next open is a reconnect
+	missing bool // the last open failed: the device was not there
+	failing bool // a failure was logged and no sentence has come since
+	session bool // a device session runs: opens for further baud rates do not restart the silence clock
+}
+
+// opened records a successful open, the first of a sweep of baud rates or
+// not. It reports whether the open is a reconnect, and the level to log it
+// at: Info once per healthy spell and when a missing device appears; Debug
+// while auto-baud tries further rates or a failing device flaps.
+func (l *link) opened(first bool) (reconnect bool, level slog.Level) {
+	reconnect, level = l.lost, slog.LevelDebug
+	if first && (!l.failing || l.missing) {
+		level = slog.LevelInfo
+	}
+	l.lost, l.missing = false, false
+	return reconnect, level
+}
+
+// startSession reports whether this open starts a device session, from
+// which silence is timed.
+func (l *link) startSession() bool {
+	started := !l.session
+	l.session = true
+	return started
+}
+
+// broke records a session that ended in a read error.
+func (l *link) broke() { l.lost, l.session = true, false }
+
+// fail records a failed sweep and reports whether it is news (the first
+// since the device last worked), to be logged as a warning.
+func (l *link) fail() bool {
+	news := !l.failing
+	l.failing = true
+	return news
 }
 
 // wait returns after d, or ctx.Err() when ctx ends first.
@@ -280,7 +321,7 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 	for {
 		n, err := port.Read(buf)
 		now := time.Now()
-		r.beat.Store(now.UnixNano())
+		r.beatNow()
 		if n > 0 {
 			got = true
 			before := d.valid
@@ -312,8 +353,8 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 			}
 			return got, err
 		}
-		if n == 0 && now.Sub(last) >= idleFlush && !flushed {
-			d.Flush()
+		if n == 0 && !flushed && now.Sub(last) >= idleWait(d) {
+			d.idle()
 			flushed = true
 		}
 		if !s.silent && now.Sub(s.heard) >= s.silenceAfter {
@@ -329,6 +370,14 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 			return got, errNoSentences
 		}
 	}
+}
+
+// idleWait is the silence after which the open epoch's fix is handed on.
+func idleWait(d *Decoder) time.Duration {
+	if d.enderKnown() {
+		return enderLost
+	}
+	return idleFlush
 }
 
 // summary logs what was dropped since the last summary, if anything.

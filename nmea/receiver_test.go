@@ -3,10 +3,12 @@ package nmea
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -261,5 +263,29 @@ func TestReceiverAutoBaud(t *testing.T) {
 	rec.mu.Unlock()
 	if baud != strconv.Itoa(38400) {
 		t.Errorf("reopened at %s baud, want 38400 first", baud)
+	}
+}
+
+// TestHeartbeatMonotonic: the heartbeat carries the monotonic clock, so a
+// wall-clock step (NTP on a gateway without RTC) neither ages it nor makes
+// it look fresh: the agent's watchdog compares it with time.Now().
+func TestHeartbeatMonotonic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	rec := newLogRecorder()
+	r := &Receiver{Device: "/dev/missing", Baud: 9600, Log: slog.New(rec),
+		open: func(string, int) (io.ReadCloser, error) { return nil, os.ErrNotExist }}
+	if !r.Heartbeat().IsZero() {
+		t.Fatal("heartbeat before Run")
+	}
+	before := time.Now()
+	startReceiver(t, ctx, r)
+	rec.waitFor(ctx, t, "receiver unavailable, retrying")
+	hb := r.Heartbeat()
+	if !strings.Contains(hb.String(), " m=") {
+		t.Fatalf("heartbeat %v has no monotonic reading", hb)
+	}
+	if hb.Before(before) || time.Since(hb) < 0 {
+		t.Errorf("heartbeat %v not between %v and now", hb, before)
 	}
 }
