@@ -183,7 +183,9 @@ func checkReceiver(ctx context.Context, cfg Config, listen time.Duration) (rx, c
 	if res.LastFix == nil {
 		return rx, checkClockOffset(0, false)
 	}
-	return rx, checkClockOffset(res.Heard.Sub(res.FixTime), true)
+	// Judged as the daemon judges it: a receiver with the week-number rollover bug is corrected first.
+	roll := weekRollover{notBefore: buildDate()}
+	return rx, checkClockOffset(res.Heard.Sub(roll.fix(nmea.Fix{Time: res.FixTime}).Time), true)
 }
 
 // checkClockOffset judges the gateway clock against GNSS time; known is false without a fix.

@@ -17,7 +17,8 @@ import (
 // MinDistanceM, or turned MinCourseChangeDeg, or Heartbeat has passed. Stopping or starting (crossing
 // StopSpeedKmh) keeps the next fix MinPeriod allows. While stopped, one fix per Heartbeat is kept. Fixes below
 // the quality floors (MinQuality, MaxHDOP, MinSats) are never kept. Before any rule compares times, a fix's GNSS
-// time must follow the epochs before it: one that jumps is dropped until 3 epochs in a row agree (timejump.go).
+// time must follow the epochs before it: one that jumps is held until 3 epochs in a row agree, then the held epochs
+// go on with it; an isolated one is dropped (timejump.go).
 type FilterConfig struct {
 	// MinPeriod is the least time between two kept fixes. Default 1s: a 10 Hz receiver is thinned to 1 Hz, which
 	// is finer than a dashboard map shows, and a tenth of the bytes.
@@ -66,7 +67,7 @@ const (
 	dropQuality                    // below MinQuality
 	dropHDOP                       // above MaxHDOP
 	dropSats                       // fewer than MinSats
-	dropTimeJump                   // GNSS time jumped and fewer than jumpAgree epochs agree yet (timejump.go)
+	dropTimeJump                   // GNSS time jumped and the epochs after it did not agree with it (timejump.go)
 	numDropReasons
 )
 
@@ -77,6 +78,8 @@ type filter struct {
 	cfg     FilterConfig
 	log     *slog.Logger // nil: no log
 	time    timeline     // judges each fix's GNSS time before any rule compares times
+	held    []rxFix      // the run of suspect epochs the timeline is judging (at most jumpAgree-1)
+	out     []rxFix      // what keep returns, reused: no allocation per fix
 	last    nmea.Fix     // the last kept fix
 	lastMov bool         // whether the truck was moving at the last kept fix
 	kept    bool         // whether any fix was kept yet on the current timeline
@@ -86,21 +89,35 @@ type filter struct {
 	jumps      logLimit // accepted jumps, logged at most once a minute
 }
 
-func newFilter(cfg FilterConfig) *filter { return &filter{cfg: cfg} }
+// rxFix is a fix and when the gateway received it.
+type rxFix struct {
+	nmea.Fix
+	rx time.Time
+}
 
-// keep reports whether f, received at rx (time.Now, for its monotonic reading), is kept; a dropped fix is counted
-// by reason.
-func (fl *filter) keep(f nmea.Fix, rx time.Time) bool {
+func newFilter(cfg FilterConfig) *filter {
+	return &filter{cfg: cfg, held: make([]rxFix, 0, jumpAgree), out: make([]rxFix, 0, jumpAgree)}
+}
+
+// keep takes f, received at rx (time.Now: its monotonic reading measures elapsed time, its wall reading may vouch
+// for the first epoch), and returns the fixes kept, oldest first: usually none or f alone; after a jump in GNSS
+// time is believed, the epochs held while it was judged and f. A dropped fix is counted by reason. The slice is
+// valid until the next call.
+func (fl *filter) keep(f nmea.Fix, rx time.Time) []rxFix {
+	fl.out = fl.out[:0]
 	if !fl.timeHolds(f, rx) {
-		fl.dropped[dropTimeJump].Add(1)
-		return false
+		return fl.out
 	}
-	if r, ok := fl.decide(f); !ok {
-		fl.dropped[r].Add(1)
-		return false
+	for _, g := range fl.held {
+		if r, ok := fl.decide(g.Fix); !ok {
+			fl.dropped[r].Add(1)
+			continue
+		}
+		fl.last, fl.lastMov, fl.kept = g.Fix, fl.moving(g.Fix), true
+		fl.out = append(fl.out, g)
 	}
-	fl.last, fl.lastMov, fl.kept = f, fl.moving(f), true
-	return true
+	fl.held = fl.held[:0]
+	return fl.out
 }
 
 func (fl *filter) decide(f nmea.Fix) (dropReason, bool) {
@@ -138,15 +155,26 @@ func (fl *filter) decide(f nmea.Fix) (dropReason, bool) {
 	return dropDistance, false
 }
 
-// timeHolds reports whether f's GNSS time may be used: it follows the timeline, or it is the jumpAgree-th epoch
-// agreeing with a jump, which starts a new one. No single epoch decides the timeline, so none can wedge the filter.
+// timeHolds appends f to fl.held and reports whether the held fixes' GNSS times may now be used: f follows the
+// timeline (held is f alone), or f is the jumpAgree-th epoch agreeing with a jump, which starts a new timeline
+// (held is the whole run, oldest first). It reports false while f is held as part of a run that jumped from the
+// timeline. A run broken before it is believed is dropped. No single epoch decides the timeline, so none can
+// wedge the filter, and a real jump loses nothing.
 func (fl *filter) timeHolds(f nmea.Fix, rx time.Time) bool {
 	switch fl.time.step(stamp{gnss: f.Time, rx: rx}) {
+	case timeOK:
+		fl.dropHeld()
+		fl.held = append(fl.held, rxFix{f, rx})
 	case timeSuspect:
+		if fl.time.runLen == 1 { // a new run: the one before it broke
+			fl.dropHeld()
+		}
+		fl.held = append(fl.held, rxFix{f, rx})
 		if !fl.jumpLogged && fl.log != nil {
-			fl.log.Warn("GNSS time jumped: fix dropped", "gnss_time", f.Time, "timeline_at", fl.time.last.gnss,
-				"hint", fmt.Sprintf("a corrupted date, or the receiver's clock moved; the jump is accepted once %d epochs in a row agree; "+
-					"further drops are only counted (filter time_jump)", jumpAgree))
+			fl.log.Warn("GNSS time jumped: fix held", "gnss_time", f.Time, "timeline_at", fl.time.last.gnss,
+				"hint", fmt.Sprintf("a corrupted date, or the receiver's clock moved (or, at start, a gateway clock "+
+					"that cannot vouch for it); held fixes go on once %d epochs in a row agree, and are dropped "+
+					"otherwise; further holds are only counted (filter time_jump)", jumpAgree))
 			fl.jumpLogged = true
 		}
 		return false
@@ -156,8 +184,15 @@ func (fl *filter) timeHolds(f nmea.Fix, rx time.Time) bool {
 		if n, ok := fl.jumps.due(rx, time.Minute); ok && fl.log != nil {
 			fl.log.Warn("GNSS time jump accepted", "gnss_time", f.Time, "agreeing_epochs", jumpAgree, "jumps", n)
 		}
+		fl.held = append(fl.held, rxFix{f, rx})
 	}
 	return true
+}
+
+// dropHeld drops the held run of suspect epochs: the timeline did not take them.
+func (fl *filter) dropHeld() {
+	fl.dropped[dropTimeJump].Add(uint64(len(fl.held)))
+	fl.held = fl.held[:0]
 }
 
 // moving: a fix without speed counts as moving, so that it is judged by distance rather than dropped as parked.

@@ -39,8 +39,8 @@ func (d *drive) run(n int, period time.Duration, speed, course float64) *drive {
 func keptTimes(fl *filter, fixes []nmea.Fix) []time.Duration {
 	var out []time.Duration
 	for _, f := range fixes {
-		if fl.keep(f, f.Time) {
-			out = append(out, f.Time.Sub(t0))
+		for _, k := range fl.keep(f, f.Time) {
+			out = append(out, k.Time.Sub(t0))
 		}
 	}
 	return out
@@ -113,7 +113,7 @@ func TestFilterQualityAndCounts(t *testing.T) {
 				tt.mutate(&f)
 			}
 			fl := newFilter(cfg)
-			kept := fl.keep(f, f.Time)
+			kept := len(fl.keep(f, f.Time)) == 1
 			if kept != (tt.reason == "") {
 				t.Fatalf("kept = %v, want reason %q", kept, tt.reason)
 			}
@@ -133,7 +133,9 @@ func TestFilterQualityAndCounts(t *testing.T) {
 // epochAt is an epoch at GNSS time t0+gnss, received at r0+rx on the gateway's monotonic clock.
 type epochAt struct{ gnss, rx time.Duration }
 
-// r0 is the receive clock's origin: any instant, the filter only compares receive times with each other.
+// r0 is the receive clock's origin for a gateway whose clock cannot vouch for the first epoch (booted on its last
+// shutdown time): the filter then compares receive times only with each other. A gateway with a good clock
+// receives t0 at t0.
 var r0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestFilterTimeJump(t *testing.T) {
@@ -152,45 +154,55 @@ func TestFilterTimeJump(t *testing.T) {
 		epochs   []epochAt
 		kept     []int // indexes of kept epochs
 		dropped  uint64
-		accepted int // jumps accepted
+		accepted int  // jumps accepted
+		clockOK  bool // the gateway's clock agrees with GNSS time (received t0 at t0), else it starts at r0
 	}{
-		{"steady 1 Hz", at1Hz(0, 1*s, 2*s, 3*s), []int{0, 1, 2, 3}, 0, 0},
+		{"steady 1 Hz", at1Hz(0, 1*s, 2*s, 3*s), []int{0, 1, 2, 3}, 0, 0, true},
 		{"isolated 2079 epoch dropped, the next good ones kept",
-			at1Hz(0, 1*s, 2*s, y2079, 4*s, 5*s, 6*s), []int{0, 1, 2, 4, 5, 6}, 1, 0},
-		{"isolated epoch a day back dropped", at1Hz(0, 1*s, 2*s, 3*s-day, 4*s, 5*s), []int{0, 1, 2, 4, 5}, 1, 0},
-		{"a repeated epoch time is dropped", at1Hz(0, 1*s, 1*s, 2*s), []int{0, 1, 3}, 1, 0},
-		{"a backwards step is accepted once 3 epochs agree",
-			at1Hz(0, 1*s, 2*s, 3*s-time.Hour, 4*s-time.Hour, 5*s-time.Hour, 6*s-time.Hour), []int{0, 1, 2, 5, 6}, 2, 1},
-		{"a week forward with no receive time to explain it (gateway suspended) is accepted once 3 epochs agree",
-			at1Hz(0, 1*s, 2*s, 3*s+week, 4*s+week, 5*s+week, 6*s+week), []int{0, 1, 2, 5, 6}, 2, 1},
+			at1Hz(0, 1*s, 2*s, y2079, 4*s, 5*s, 6*s), []int{0, 1, 2, 4, 5, 6}, 1, 0, true},
+		{"isolated epoch a day back dropped", at1Hz(0, 1*s, 2*s, 3*s-day, 4*s, 5*s), []int{0, 1, 2, 4, 5}, 1, 0, true},
+		{"a repeated epoch time is dropped", at1Hz(0, 1*s, 1*s, 2*s), []int{0, 1, 3}, 1, 0, true},
+		{"a backwards step is held until 3 epochs agree, then nothing of it is lost",
+			at1Hz(0, 1*s, 2*s, 3*s-time.Hour, 4*s-time.Hour, 5*s-time.Hour, 6*s-time.Hour), []int{0, 1, 2, 3, 4, 5, 6}, 0, 1, true},
+		{"a week forward with no receive time to explain it (gateway suspended) is held until 3 epochs agree",
+			at1Hz(0, 1*s, 2*s, 3*s+week, 4*s+week, 5*s+week, 6*s+week), []int{0, 1, 2, 3, 4, 5, 6}, 0, 1, true},
 		{"a forward gap explained by the receive time elapsed is accepted at once",
 			[]epochAt{{0, 0}, {1 * s, 1 * s}, {week, week + 400*time.Millisecond}, {week + s, week + s}},
-			[]int{0, 1, 2, 3}, 0, 0},
+			[]int{0, 1, 2, 3}, 0, 0, true},
 		{"epochs received in a burst (buffered) keep their GNSS pace",
 			[]epochAt{{0, 0}, {1 * s, 1 * s}, {2 * s, 5 * s}, {3 * s, 5*s + time.Millisecond}, {4 * s, 5*s + 2*time.Millisecond}},
-			[]int{0, 1, 2, 3, 4}, 0, 0},
+			[]int{0, 1, 2, 3, 4}, 0, 0, true},
 		{"two suspect epochs that disagree are both dropped",
-			at1Hz(0, 1*s, 2*s, y2079, -20*365*day, 5*s, 6*s), []int{0, 1, 2, 5, 6}, 2, 0},
+			at1Hz(0, 1*s, 2*s, y2079, -20*365*day, 5*s, 6*s), []int{0, 1, 2, 5, 6}, 2, 0, true},
 		{"a run of suspects broken by a good epoch starts over",
-			at1Hz(0, 1*s, 2*s, 3*s+day, 4*s+day, 5*s, 6*s+day, 7*s+day, 8*s), []int{0, 1, 2, 5, 8}, 4, 0},
-		{"a bad first epoch is kept (nothing to judge it by), then the good ones take over after 3",
-			at1Hz(y2079, 1*s, 2*s, 3*s, 4*s), []int{0, 3, 4}, 2, 1},
-		{"10 Hz backwards step accepted after 3 epochs",
+			at1Hz(0, 1*s, 2*s, 3*s+day, 4*s+day, 5*s, 6*s+day, 7*s+day, 8*s), []int{0, 1, 2, 5, 8}, 4, 0, true},
+		{"a bad first epoch is dropped when the gateway clock vouches for the next",
+			at1Hz(y2079, 1*s, 2*s, 3*s, 4*s), []int{1, 2, 3, 4}, 1, 0, true},
+		{"a first epoch the gateway clock cannot vouch for is held until 3 agree, then kept",
+			at1Hz(0, 1*s, 2*s, 3*s), []int{0, 1, 2, 3}, 0, 1, false},
+		{"a bad first epoch the gateway clock cannot judge is dropped once 3 good ones agree",
+			at1Hz(y2079, 1*s, 2*s, 3*s, 4*s), []int{1, 2, 3, 4}, 1, 1, false},
+		{"10 Hz backwards step held for 3 epochs, then kept",
 			[]epochAt{{0, 0}, {100 * time.Millisecond, 100 * time.Millisecond},
 				{200*time.Millisecond - day, 200 * time.Millisecond}, {300*time.Millisecond - day, 300 * time.Millisecond},
 				{400*time.Millisecond - day, 400 * time.Millisecond}, {500*time.Millisecond - day, 500 * time.Millisecond}},
-			[]int{0, 1, 4, 5}, 2, 1},
+			[]int{0, 1, 2, 3, 4, 5}, 0, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			fl := newFilter(FilterConfig{}) // keeps every fix the time rule lets through
 			fl.log = slog.New(slog.NewTextHandler(&logs, nil))
+			origin := r0
+			if tt.clockOK {
+				origin = t0
+			}
 			var kept []int
 			for i, e := range tt.epochs {
-				f := nmea.Fix{Time: t0.Add(e.gnss), Lat: 53.5, Lon: 10, Quality: 1, HDOP: 1, SpeedKmh: 50}
-				if fl.keep(f, r0.Add(e.rx)) {
-					kept = append(kept, i)
+				// Sats carries the epoch's index through the filter.
+				f := nmea.Fix{Time: t0.Add(e.gnss), Lat: 53.5, Lon: 10, Quality: 1, HDOP: 1, SpeedKmh: 50, Sats: i}
+				for _, k := range fl.keep(f, origin.Add(e.rx)) {
+					kept = append(kept, k.Sats)
 				}
 			}
 			if !slices.Equal(kept, tt.kept) {
@@ -202,8 +214,12 @@ func TestFilterTimeJump(t *testing.T) {
 			if got := strings.Count(logs.String(), "GNSS time jump accepted"); got != tt.accepted {
 				t.Errorf("logged %d accepted jumps, want %d:\n%s", got, tt.accepted, logs.String())
 			}
-			if n := strings.Count(logs.String(), "GNSS time jumped"); n != min(int(tt.dropped), 1) {
-				t.Errorf("logged %d dropped epochs, want them logged once per run:\n%s", n, logs.String())
+			suspects := 0
+			if tt.dropped > 0 || tt.accepted > 0 {
+				suspects = 1
+			}
+			if n := strings.Count(logs.String(), "GNSS time jumped"); n != suspects {
+				t.Errorf("logged %d held epochs, want %d (once per run):\n%s", n, suspects, logs.String())
 			}
 		})
 	}
@@ -215,40 +231,34 @@ func TestFilterBadDateHour(t *testing.T) {
 	good := newDrive().run(3599, time.Second, 50, 0).fixes
 	bad := good[0]
 	bad.Time = time.Date(2079, bad.Time.Month(), bad.Time.Day(), 12, 0, 2, 0, time.UTC)
-	rx := func(i int) time.Time { return r0.Add(time.Duration(i) * time.Second) }
-
-	clean := newFilter(DefaultFilterConfig())
-	cleanKept := make([]bool, len(good))
-	for i, f := range good {
-		cleanKept[i] = clean.keep(f, rx(i))
+	kept := func(fixes []nmea.Fix, origin time.Time) []time.Time {
+		fl := newFilter(DefaultFilterConfig())
+		var out []time.Time
+		for i, f := range fixes {
+			for _, k := range fl.keep(f, origin.Add(time.Duration(i)*time.Second)) {
+				out = append(out, k.Time)
+			}
+		}
+		return out
 	}
 	for _, tt := range []struct {
-		name string
-		at   int // index of the bad epoch: the good fixes from good[at] on follow it
-		lose int // good fixes after it that may be lost
+		name   string
+		at     int       // index of the bad epoch among the good fixes
+		origin time.Time // the gateway clock when the first fix arrives
+		lose   int       // good fixes that may be lost to it
 	}{
-		{"after a first good fix: 3,598 good fixes follow", 1, 0},
-		{"as the first fix after start (nothing to judge it by)", 0, 2},
+		{"after a first good fix: 3,598 good fixes follow", 1, t0, 0},
+		{"as the first fix after start", 0, t0, 0},
+		{"as the first fix after start, on a gateway clock that cannot judge it", 0, r0, 0},
+		// With no timeline yet, the good first epoch was held; the bad one broke its run.
+		{"after a first good fix, on a gateway clock that cannot judge it", 1, r0, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fixes := slices.Insert(slices.Clone(good), tt.at, bad)
-			fl := newFilter(DefaultFilterConfig())
-			got, want := 0, 0
-			for i, f := range fixes {
-				kept := fl.keep(f, rx(i))
-				if i <= tt.at {
-					continue
-				}
-				if kept {
-					got++
-				}
-				if cleanKept[i-1] {
-					want++
-				}
-			}
-			if got < want-tt.lose {
-				t.Errorf("kept %d of the %d good fixes after the 2079 epoch, want %d (as without it, less %d)",
-					got, len(fixes)-tt.at-1, want-tt.lose, tt.lose)
+			want := kept(good, tt.origin)[tt.lose:] // what the filter keeps of the good fixes alone
+			got := kept(slices.Insert(slices.Clone(good), tt.at, bad), tt.origin)
+			if !slices.Equal(got, want) {
+				t.Errorf("kept %d fixes (first %v), want the %d kept without the 2079 epoch, less %d (first %v)",
+					len(got), got[:min(3, len(got))], len(want), tt.lose, want[:min(3, len(want))])
 			}
 		})
 	}

@@ -57,7 +57,7 @@ func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 			bad++
 			return nil
 		}
-		return fw.fix(rec, r.Data, r.Appended)
+		return fw.fix(rec, r.Data)
 	}
 	if err := readFixes(ctx, *path, *db, req, emit); err != nil {
 		return err
@@ -116,7 +116,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // fixWriter writes fixes in one format; end closes the document.
 type fixWriter interface {
-	fix(r Record, raw []byte, buffered time.Time) error
+	fix(r Record, raw []byte) error
 	end() error
 }
 
@@ -124,13 +124,13 @@ func newFixWriter(format string, w io.Writer) (fixWriter, error) {
 	switch format {
 	case "table":
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "seq\tfix time (UTC)\tlat\tlon\tkm/h\tcourse\talt m\tfix\tsats\thdop\tbuffered (UTC)\t")
+		fmt.Fprintln(tw, "seq\tfix time (UTC)\tlat\tlon\tkm/h\tcourse\talt m\tfix\tsats\thdop\treceived (UTC)\t")
 		return &tableWriter{tw: tw}, nil
 	case "json":
 		return &jsonWriter{w: w}, nil
 	case "csv":
 		cw := csv.NewWriter(w)
-		cw.Write([]string{"truck_id", "seq", "ts", "lat", "lon", "speed_kmh", "course_deg", "alt_m", "fix", "sats", "hdop", "rx", "buffered"})
+		cw.Write([]string{"truck_id", "seq", "ts", "lat", "lon", "speed_kmh", "course_deg", "alt_m", "fix", "sats", "hdop", "rx"})
 		return &csvWriter{w: cw}, nil
 	case "geojson":
 		return &geojsonWriter{w: w}, nil
@@ -144,10 +144,10 @@ const tableTime = "2006-01-02 15:04:05"
 
 type tableWriter struct{ tw *tabwriter.Writer }
 
-func (t *tableWriter) fix(r Record, _ []byte, buffered time.Time) error {
+func (t *tableWriter) fix(r Record, _ []byte) error {
 	_, err := fmt.Fprintf(t.tw, "%d\t%s\t%.6f\t%.6f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", r.Seq, r.TS.UTC().Format(tableTime),
 		r.Lat, r.Lon, optFloat(r.SpeedKmh, 1), optFloat(r.CourseDeg, 1), optFloat(r.AltM, 1), r.Fix, optInt(r.Sats),
-		optFloat(r.HDOP, 2), timeOrDash(buffered, tableTime))
+		optFloat(r.HDOP, 2), timeOrDash(r.RX, tableTime))
 	return err
 }
 
@@ -159,7 +159,7 @@ type jsonWriter struct {
 	n int
 }
 
-func (j *jsonWriter) fix(_ Record, raw []byte, _ time.Time) error {
+func (j *jsonWriter) fix(_ Record, raw []byte) error {
 	sep := ",\n"
 	if j.n == 0 {
 		sep = "[\n"
@@ -181,11 +181,11 @@ func (j *jsonWriter) end() error {
 
 type csvWriter struct{ w *csv.Writer }
 
-func (c *csvWriter) fix(r Record, _ []byte, buffered time.Time) error {
+func (c *csvWriter) fix(r Record, _ []byte) error {
 	return c.w.Write([]string{r.TruckID, strconv.FormatUint(r.Seq, 10), r.TS.UTC().Format(timeLayout),
 		strconv.FormatFloat(r.Lat, 'f', 7, 64), strconv.FormatFloat(r.Lon, 'f', 7, 64),
 		optFloatEmpty(r.SpeedKmh, 2), optFloatEmpty(r.CourseDeg, 1), optFloatEmpty(r.AltM, 1), strconv.Itoa(r.Fix),
-		optIntEmpty(r.Sats), optFloatEmpty(r.HDOP, 2), timeOrEmpty(r.RX), timeOrEmpty(buffered)})
+		optIntEmpty(r.Sats), optFloatEmpty(r.HDOP, 2), timeOrEmpty(r.RX)})
 }
 
 func (c *csvWriter) end() error { c.w.Flush(); return c.w.Error() }
@@ -218,17 +218,17 @@ type geoFixProps struct {
 	Fix       int       `json:"fix"`
 	Sats      *int      `json:"sats,omitempty"`
 	HDOP      *float64  `json:"hdop,omitempty"`
-	Buffered  time.Time `json:"buffered,omitzero"`
+	RX        time.Time `json:"rx,omitzero"`
 }
 
-func (g *geojsonWriter) fix(r Record, _ []byte, buffered time.Time) error {
+func (g *geojsonWriter) fix(r Record, _ []byte) error {
 	coords := []float64{r.Lon, r.Lat}
 	if r.AltM != nil {
 		coords = append(coords, *r.AltM)
 	}
 	b, err := json.Marshal(geoFeature{Type: "Feature", Geometry: geoPoint{Type: "Point", Coordinates: coords},
 		Props: geoFixProps{TruckID: r.TruckID, Seq: r.Seq, TS: r.TS.UTC().Format(timeLayout), SpeedKmh: r.SpeedKmh,
-			CourseDeg: r.CourseDeg, AltM: r.AltM, Fix: r.Fix, Sats: r.Sats, HDOP: r.HDOP, Buffered: buffered.UTC()}})
+			CourseDeg: r.CourseDeg, AltM: r.AltM, Fix: r.Fix, Sats: r.Sats, HDOP: r.HDOP, RX: r.RX.UTC()}})
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (g *gpxWriter) begin() error {
 	return err
 }
 
-func (g *gpxWriter) fix(r Record, _ []byte, _ time.Time) error {
+func (g *gpxWriter) fix(r Record, _ []byte) error {
 	if !g.begun {
 		if err := g.begin(); err != nil {
 			return err

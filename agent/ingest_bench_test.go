@@ -19,11 +19,10 @@ func ingest(log []byte, enc *recordEncoder, buf *[]byte) int {
 	fl := newFilter(FilterConfig{MinPeriod: Duration{0}, Heartbeat: Duration{time.Hour}})
 	n := 0
 	nmea.Decode(bytes.NewReader(log), func(f nmea.Fix) {
-		if !fl.keep(f, f.Time) { // a capture: received at its own pace
-			return
+		for _, k := range fl.keep(f, f.Time) { // a capture: received at its own pace, the gateway clock agreeing
+			n++
+			*buf = enc.encode((*buf)[:0], uint64(n), k.Fix, k.rx)
 		}
-		n++
-		*buf = enc.encode((*buf)[:0], uint64(n), f, f.Time)
 	})
 	return n
 }

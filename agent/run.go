@@ -80,22 +80,9 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			f = p.rollover.fix(f)
 			p.lastFix.Store(summarize(f))
 			clock.observe(f.Time, now)
-			if !fl.keep(f, now) {
-				return
+			for _, k := range fl.keep(f, now) {
+				p.store(buf, enc, k, log)
 			}
-			// Append does not wait on disk. It fails only when no seq can be handed out safely (commits have
-			// failed for hours): the fix is lost then, counted, and logged on the first of a run of failures.
-			// The buffer ages fixes by their GNSS time, which the filter vouched for, never by the gateway's clock.
-			if _, err := buf.Append(f.Time, func(seq uint64) ([]byte, error) {
-				return enc.encode(nil, seq, f, now), nil
-			}); err != nil {
-				p.appendErrors.Add(1)
-				if !p.appendFailing.Swap(true) {
-					log.Error("fix lost: the buffer cannot take it", "err", err)
-				}
-				return
-			}
-			p.appendFailing.Store(false)
 		},
 	}
 
@@ -106,6 +93,22 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 	err = p.run(ctx, log)
 	log.Info("gps-agent stopped", p.status().logAttrs()...)
 	return err
+}
+
+// store appends the kept fix k to the buffer. Append does not wait on disk. It fails only when no seq can be handed
+// out safely (commits have failed for hours): the fix is lost then, counted, and logged on the first of a run of
+// failures. The buffer ages fixes by their GNSS time, which the filter vouched for, never by the gateway's clock.
+func (p *pipeline) store(buf *buffer.Buffer, enc *recordEncoder, k rxFix, log *slog.Logger) {
+	if _, err := buf.Append(k.Time, func(seq uint64) ([]byte, error) {
+		return enc.encode(nil, seq, k.Fix, k.rx), nil
+	}); err != nil {
+		p.appendErrors.Add(1)
+		if !p.appendFailing.Swap(true) {
+			log.Error("fix lost: the buffer cannot take it", "err", err)
+		}
+		return
+	}
+	p.appendFailing.Store(false)
 }
 
 // uplinkConfig is the uplink's part of cfg.

@@ -176,8 +176,8 @@ func (st fieldStatus) writeText(w io.Writer) {
 	b := st.Buffer
 	line("buffer", "%d fixes pending (%s), next seq %d", b.Pending, bytesIEC(b.PendingBytes), b.NextSeq)
 	if o := st.OldestUnsent; o != nil {
-		line("", "oldest unsent: seq %d, fix time %s, buffered %s", o.Seq, o.TS.Local().Format("2006-01-02 15:04:05"),
-			ago(now, b.OldestAppended))
+		line("", "oldest unsent: seq %d, fix time %s (%s)", o.Seq, o.TS.Local().Format("2006-01-02 15:04:05"),
+			ago(now, o.TS))
 	}
 	if a != nil {
 		line("", "dropped: max_bytes=%d max_age=%d invalid=%d; commits %d, commit errors %d", b.DroppedMaxBytes,

@@ -29,27 +29,40 @@ func follows(a, b stamp) bool {
 	return d > 0 && d <= b.rx.Sub(a.rx)+jumpSlack
 }
 
+// clockVouches is how close to the gateway's clock an epoch must be for the clock to vouch for it when there is no
+// timeline yet (at start, or after the timeline was lost). A gateway with an RTC or NTP is within a second; one
+// that booted on its last shutdown time is off by hours or days, and then the epochs vouch for each other instead.
+const clockVouches = time.Minute
+
+// vouched reports whether the gateway's wall clock (rx's wall reading) agrees with s's GNSS time.
+func vouched(s stamp) bool {
+	d := s.gnss.Sub(s.rx.Round(0)) // Round(0) drops the monotonic reading: compare wall with GNSS time
+	return d > -clockVouches && d < clockVouches
+}
+
 // timeVerdict is what a timeline makes of one epoch.
 type timeVerdict int
 
 const (
 	timeOK      timeVerdict = iota // follows the timeline
-	timeSuspect                    // jumped from it: dropped until jumpAgree epochs in a row agree
+	timeSuspect                    // jumped from it (or no timeline yet): held until jumpAgree epochs in a row agree
 	timeJumped                     // the jumpAgree-th epoch agreeing with a jump: the jump is the timeline now
 )
 
 // timeline follows the GNSS times of consecutive epochs. It is the filter's, used only from its goroutine.
 type timeline struct {
 	last    stamp // the last epoch on the timeline
-	started bool  // whether there is a last epoch yet
+	started bool  // whether there is a timeline yet
 	run     stamp // the last of a run of suspect epochs that follow each other
 	runLen  int   // that run's length; 0: no run
 }
 
-// step judges the epoch s. The first epoch starts the timeline: there is nothing to judge it by.
+// step judges the epoch s. With no timeline yet, the first epoch is believed when the gateway's clock vouches for
+// it, and otherwise like a jump, once jumpAgree epochs agree: a corrupted date in the very first epoch after start
+// must not become the timeline (the buffer ages the backlog by it).
 func (t *timeline) step(s stamp) timeVerdict {
 	switch {
-	case !t.started || follows(t.last, s):
+	case t.started && follows(t.last, s), !t.started && vouched(s):
 		t.last, t.started, t.runLen = s, true, 0
 		return timeOK
 	case t.runLen > 0 && follows(t.run, s):
@@ -61,6 +74,6 @@ func (t *timeline) step(s stamp) timeVerdict {
 	if t.runLen < jumpAgree {
 		return timeSuspect
 	}
-	t.last, t.runLen = s, 0
+	t.last, t.started, t.runLen = s, true, 0
 	return timeJumped
 }
