@@ -83,7 +83,8 @@ type BufferConfig struct {
 	// and logged) and recording goes on. Default 151200000 (144 MiB): a week of 1 Hz fixes of about 250 B.
 	// Plan about three times this on disk: compaction writes a second file.
 	MaxBytes int64 `toml:"max_bytes"`
-	// MaxAge drops fixes older than this. Default 168h (a week).
+	// MaxAge drops fixes older than this, in GNSS time counted back from the newest fix (a step of the gateway's
+	// clock drops nothing). Default 168h (a week).
 	MaxAge Duration `toml:"max_age"`
 }
 
