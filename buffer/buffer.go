@@ -48,7 +48,7 @@ type entry struct {
 	seq   uint64
 	data  []byte
 	at    time.Time     // the caller's time, given to Append
-	born  time.Duration // monotonic time of the Append since Buffer.epoch, for Run's ack grace
+	born  time.Duration // monotonic time of the Append since Buffer.epoch: its commit deadline is born + CommitInterval
 	acked bool
 }
 
@@ -92,6 +92,7 @@ type Buffer struct {
 	hwm            uint64    // highest reserved seq; next <= hwm+1
 	st             Stats     // counters only
 	notify         chan struct{}
+	kick           chan struct{} // wakes Run's commit loop (see commitLoop.kick); nil while Run is not running
 
 	lastDropLog    time.Time
 	dropsUnlogged  [2]uint64 // max bytes, max age
@@ -161,6 +162,9 @@ func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (
 	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: time.Since(b.epoch)})
 	b.latest = at
 	b.tailLive++
+	if b.tailLive == 1 {
+		b.kickLoop() // the first deadline in the tail: the loop may be sleeping without one
+	}
 	b.tailBytes += int64(len(data))
 	b.mu.Unlock()
 
@@ -418,6 +422,9 @@ func (b *Buffer) lockWritable() error {
 func (b *Buffer) markAckedDisk(s uint64, n int64) {
 	if _, ok := b.ackedDisk[s]; ok {
 		return
+	}
+	if len(b.ackedDisk) == 0 {
+		b.kickLoop() // a deletion to commit: the loop may be sleeping without a deadline
 	}
 	b.ackedDisk[s] = n
 	b.ackedDiskBytes += n
