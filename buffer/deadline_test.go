@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -98,8 +99,15 @@ func (r loopRun) run(t *testing.T, b *Buffer) loopResult {
 // bubble and closes it (checking the file) when the bubble's test ends.
 func openBubble(t *testing.T, interval time.Duration) *Buffer {
 	t.Helper()
+	return openBubbleOpts(t, interval, 0)
+}
+
+// openBubbleOpts is openBubble with a MaxBytes (0: the default).
+func openBubbleOpts(t *testing.T, interval time.Duration, maxBytes int64) *Buffer {
+	t.Helper()
 	opts := quietOptions()
 	opts.CommitInterval = interval
+	opts.MaxBytes = maxBytes
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	b, err := Open(path, opts)
 	if err != nil {
@@ -162,31 +170,38 @@ func lasts(cs []loopCommit) []uint64 {
 
 // TestOfflineDeadline: offline (nothing acked), every fix is on disk within
 // one commit interval of its append, and the fixes are grouped: one commit
-// per interval at 10 Hz, not one per fix.
+// per interval at 10 Hz, not one per fix, also with the buffer full (every
+// commit evicts).
 func TestOfflineDeadline(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		every    time.Duration
 		interval time.Duration
+		maxBytes int64 // 0: default
 	}{
-		{"10Hz_1s", 100 * time.Millisecond, time.Second},
-		{"1Hz_1s", time.Second, time.Second},
-		{"7ms_200ms", 7 * time.Millisecond, 200 * time.Millisecond},
+		{"10Hz_1s", 100 * time.Millisecond, time.Second, 0},
+		{"1Hz_1s", time.Second, time.Second, 0},
+		{"7ms_200ms", 7 * time.Millisecond, 200 * time.Millisecond, 0},
+		{"10Hz_1s_full", 100 * time.Millisecond, time.Second, 25 * benchRecordSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := openBubble(t, tc.interval)
+				b := openBubbleOpts(t, tc.interval, tc.maxBytes)
 				const span = 20 * time.Second
 				r := loopRun{every: tc.every, delay: -1, n: int(span / tc.every), interval: tc.interval}
 				res := r.run(t, b)
 				checkDeadlines(t, res, tc.interval, nil)
 				// One commit per interval, plus one for the last partial group.
-				if max := int(span/tc.interval) + 1; len(res.commits) > max {
+				if max := int(span/tc.interval) + 1; len(res.allWrites) > max {
 					t.Errorf("%d commits for %v of fixes every %v, want at most %d (one per %v interval)",
-						len(res.commits), span, tc.every, max, tc.interval)
+						len(res.allWrites), span, tc.every, max, tc.interval)
 				}
-				if res.st.Pending != r.n || res.st.Tail != 0 {
-					t.Errorf("pending %d (tail %d), want all %d committed", res.st.Pending, res.st.Tail, r.n)
+				want := r.n
+				if tc.maxBytes > 0 {
+					want = int(tc.maxBytes / benchRecordSize)
+				}
+				if res.st.Pending != want || res.st.Tail != 0 {
+					t.Errorf("pending %d (tail %d), want %d committed", res.st.Pending, res.st.Tail, want)
 				}
 			})
 		})
@@ -237,6 +252,7 @@ func TestLateAcksMeetDeadlines(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- b.Run(ctx) }()
+		lingered := watchAckedDisk(ctx, b, interval)
 
 		// The ack delay of fix i: every 7th is late by up to 2 s, every 50th never comes, the rest take 300 ms.
 		delay := func(i int) time.Duration {
@@ -284,6 +300,146 @@ func TestLateAcksMeetDeadlines(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
+		}
+		for _, l := range lingered() {
+			t.Error(l)
+		}
+	})
+}
+
+// watchAckedDisk samples b every 10 ms until ctx ends and returns a function
+// that lists the acked committed records that stayed on disk longer than
+// limit after their ack (as first seen).
+func watchAckedDisk(ctx context.Context, b *Buffer, limit time.Duration) func() []string {
+	var mu sync.Mutex
+	var bad []string
+	seen := map[uint64]time.Time{}
+	reported := map[uint64]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			now := time.Now()
+			b.mu.Lock()
+			for s := range seen {
+				if _, ok := b.ackedDisk[s]; !ok {
+					delete(seen, s)
+				}
+			}
+			for s := range b.ackedDisk {
+				first, ok := seen[s]
+				if !ok {
+					seen[s] = now
+					continue
+				}
+				if now.Sub(first) > limit+10*time.Millisecond && !reported[s] { // 10 ms: the sampling
+					reported[s] = true
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("seq %d acked by %v still on disk at %v", s, first.Format("05.000"), now.Format("05.000")))
+					mu.Unlock()
+				}
+			}
+			b.mu.Unlock()
+		}
+	}()
+	return func() []string {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return bad
+	}
+}
+
+// TestOnlineDrainDeletes: online with a backlog on disk being drained while
+// live fixes keep a record in flight at every moment, the acked backlog is
+// deleted within one interval of its acks (deletions do not wait for a live
+// record to fall due, which online none does), and no live fix is written.
+func TestOnlineDrainDeletes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		b := openBubble(t, interval)
+		const backlog = 2000
+		for range backlog {
+			if _, err := b.Append(time.Now(), fixEncoder); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		var wrote []uint64
+		b.afterCommit = func(last uint64) {
+			if last > 0 {
+				wrote = append(wrote, last)
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		lingered := watchAckedDisk(ctx, b, interval)
+
+		// The drain: 100 backlog records acked every 250 ms, as a paced backfill does.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			var after uint64
+			for {
+				rs, err := b.Oldest(after, 100)
+				if err != nil {
+					t.Errorf("Oldest: %v", err)
+					return
+				}
+				var seqs []uint64
+				for _, r := range rs {
+					if r.Seq <= backlog {
+						seqs = append(seqs, r.Seq)
+						after = r.Seq
+					}
+				}
+				if len(seqs) == 0 {
+					return
+				}
+				if err := b.Ack(seqs...); err != nil {
+					t.Errorf("Ack: %v", err)
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+		// Live: 10 fixes/s, each acked 300 ms after its append.
+		for range 80 {
+			seq, err := b.Append(time.Now(), fixEncoder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(300*time.Millisecond, func() {
+				if err := b.Ack(seq); err != nil {
+					t.Errorf("Ack: %v", err)
+				}
+			})
+			time.Sleep(100 * time.Millisecond)
+		}
+		<-drained
+		time.Sleep(2 * interval)
+		synctest.Wait()
+		if st := b.Stats(); st.Pending != 0 {
+			t.Errorf("pending %d after the drain and every live ack", st.Pending)
+		}
+		if len(wrote) > 0 {
+			t.Errorf("commits wrote live records up to seqs %v; none was due", wrote)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		for _, l := range lingered() {
+			t.Error(l)
 		}
 	})
 }

@@ -21,8 +21,10 @@ const logEvery = time.Minute
 // due, never touches the disk (an uplink that acks every record within the
 // interval causes no write at all), none waits longer than the interval, and
 // offline the records of one interval share one commit. Acks of committed
-// records, evictions and seq reservations ride in those commits; when no
-// record is due they get a commit of their own at most once per interval.
+// records, evictions and seq reservations ride in those commits; deletions
+// and reservations also get a commit of their own, at most once per interval
+// (a committed record acked is deleted within about one interval), and
+// evictions too when no record is pending.
 // A failed commit (e.g. disk full) keeps the tail in memory, is counted in
 // Stats, logged at most once a minute, and retried one interval later. Only
 // one Run may be active at a time. Call Close after Run has returned.
@@ -101,9 +103,9 @@ func (l *commitLoop) run(ctx context.Context) error {
 
 // nextDue returns when the loop must next wake, or false when nothing is
 // pending and it may sleep until kicked: the deadline of the oldest unacked
-// tail record; else, with acked committed records to delete, records to
-// evict or a seq block to reserve, one interval after the last commit
-// attempt; never before retryAt. It also forgets the acked records at the
+// tail record or, if sooner, with acked committed records to delete or a seq
+// block to reserve (or records to evict, when no record is pending), one
+// interval after the last commit attempt; never before retryAt. It also forgets the acked records at the
 // front of the tail, which online no commit would ever clear.
 func (l *commitLoop) nextDue() (time.Duration, bool) {
 	b := l.b
@@ -125,10 +127,16 @@ func (l *commitLoop) nextDue() (time.Duration, bool) {
 			break
 		}
 	}
-	// With a record pending, the rest waits for its commit: a commit of its
-	// own just before would cost a second write burst in the interval.
-	if !ok && (len(b.ackedDisk) > 0 || b.reserveDue() || b.evictDue(b.latest.Add(-b.opts.MaxAge))) {
-		due, ok = l.lastTry+l.interval, true
+	// Deletions and reservations must not wait for a record to fall due:
+	// online none ever does. Evictions wait for a pending record's commit
+	// when there is one: offline with the buffer full every commit evicts,
+	// and a commit of their own just before it would double the writes.
+	house := len(b.ackedDisk) > 0 || b.reserveDue()
+	if !ok {
+		house = house || b.evictDue(b.latest.Add(-b.opts.MaxAge))
+	}
+	if h := l.lastTry + l.interval; house && (!ok || h < due) {
+		due, ok = h, true
 	}
 	return max(due, l.retryAt), ok
 }
