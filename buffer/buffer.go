@@ -61,6 +61,10 @@ type Buffer struct {
 	now     func() time.Time
 	epoch   time.Time // monotonic origin of entry.born; real time even when Options.Now is a test clock
 
+	// kick wakes Run's commit loop (see commitLoop.kick); nil while Run is
+	// not running. Guarded by mu.
+	kick chan struct{}
+
 	// commitMu serializes everything that writes the database: commit,
 	// reservation, compaction, Close. Lock order: commitMu, then dbMu, then mu.
 	// mu is never held across a bbolt call.
@@ -92,7 +96,6 @@ type Buffer struct {
 	hwm            uint64    // highest reserved seq; next <= hwm+1
 	st             Stats     // counters only
 	notify         chan struct{}
-	kick           chan struct{} // wakes Run's commit loop (see commitLoop.kick); nil while Run is not running
 
 	lastDropLog    time.Time
 	dropsUnlogged  [2]uint64 // max bytes, max age
