@@ -66,7 +66,8 @@ type commitLoop struct {
 }
 
 func (l *commitLoop) run(ctx context.Context) error {
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(time.Hour) // armed by nextDue below
+	timer.Stop()
 	defer timer.Stop()
 	defer func() {
 		if l.compacting != nil {
@@ -105,8 +106,9 @@ func (l *commitLoop) run(ctx context.Context) error {
 // pending and it may sleep until kicked: the deadline of the oldest unacked
 // tail record or, if sooner, with acked committed records to delete or a seq
 // block to reserve (or records to evict, when no record is pending), one
-// interval after the last commit attempt; never before retryAt. It also forgets the acked records at the
-// front of the tail, which online no commit would ever clear.
+// interval after the last commit attempt; never before retryAt. It also
+// forgets the acked records at the front of the tail, which online no
+// commit would ever clear.
 func (l *commitLoop) nextDue() (time.Duration, bool) {
 	b := l.b
 	b.mu.Lock()
