@@ -48,7 +48,7 @@ type entry struct {
 	seq   uint64
 	data  []byte
 	at    time.Time     // the caller's time, given to Append
-	born  time.Duration // monotonic time of the Append since Buffer.epoch, for Run's ack grace
+	born  time.Duration // monotonic time of the Append since Buffer.epoch: its commit deadline is born + CommitInterval
 	acked bool
 }
 
@@ -60,6 +60,10 @@ type Buffer struct {
 	log     *slog.Logger
 	now     func() time.Time
 	epoch   time.Time // monotonic origin of entry.born; real time even when Options.Now is a test clock
+
+	// kick wakes Run's commit loop (see commitLoop.kick); nil while Run is
+	// not running. Guarded by mu.
+	kick chan struct{}
 
 	// commitMu serializes everything that writes the database: commit,
 	// reservation, compaction, Close. Lock order: commitMu, then dbMu, then mu.
@@ -161,6 +165,9 @@ func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (
 	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: time.Since(b.epoch)})
 	b.latest = at
 	b.tailLive++
+	if b.tailLive == 1 {
+		b.kickLoop() // the first deadline in the tail: the loop may be sleeping without one
+	}
 	b.tailBytes += int64(len(data))
 	b.mu.Unlock()
 
@@ -418,6 +425,9 @@ func (b *Buffer) lockWritable() error {
 func (b *Buffer) markAckedDisk(s uint64, n int64) {
 	if _, ok := b.ackedDisk[s]; ok {
 		return
+	}
+	if len(b.ackedDisk) == 0 {
+		b.kickLoop() // a deletion to commit: the loop may be sleeping without a deadline
 	}
 	b.ackedDisk[s] = n
 	b.ackedDiskBytes += n

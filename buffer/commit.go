@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
-	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,16 +35,20 @@ func (b *Buffer) Commit() error {
 	}
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
-	return b.commitLocked(false, 0)
+	return b.commitLocked(false, dueAll)
 }
 
+// dueAll is the dueBy of a commit that writes the whole tail (Commit, Close).
+const dueAll = time.Duration(math.MaxInt64)
+
 // commitLocked is Commit with commitMu held. clean also records a clean stop.
-// Tail records appended less than grace ago are not written. A commit is
+// The unacked tail is written only if one of its records was appended at or
+// before dueBy (a monotonic instant, as entry.born), and then all of it. A commit is
 // three steps over one plan: planCommit decides under mu what to write and
 // delete, applyCommit runs the transaction without mu (readers and Append
 // go on), and settleCommit folds the result back into the in-memory state.
-func (b *Buffer) commitLocked(clean bool, grace time.Duration) error {
-	p, err := b.planCommit(clean, grace)
+func (b *Buffer) commitLocked(clean bool, dueBy time.Duration) error {
+	p, err := b.planCommit(clean, dueBy)
 	if err != nil {
 		return err
 	}
@@ -125,9 +129,14 @@ func (p *commitPlan) last() uint64 {
 }
 
 // planCommit rebuilds the tail (drops acked entries, then too old ones, then
-// the oldest over MaxBytes) and decides what the commit writes. No
-// transaction is in flight (commitMu), so the tail may be rebuilt.
-func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error) {
+// the oldest over MaxBytes) and decides what the commit writes: the whole
+// unacked tail once its oldest record is due (appended at or before dueBy),
+// else none of it. Writing the records not yet due with the one that is
+// groups a backlog into one commit per interval; online, a commit is due
+// only when a record waited a whole interval for its ack, which a healthy
+// uplink never lets happen. No transaction is in flight (commitMu), so the
+// tail may be rebuilt.
+func (b *Buffer) planCommit(clean bool, dueBy time.Duration) (*commitPlan, error) {
 	p := &commitPlan{clean: clean}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -156,11 +165,9 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 		live = live[1:]
 	}
 	b.tail = live
-	// Entries are in Append order, so those old enough are a prefix.
-	k := len(live)
-	if grace > 0 {
-		young := time.Since(b.epoch) - grace
-		k = sort.Search(len(live), func(i int) bool { return live[i].born > young })
+	k := 0
+	if len(live) > 0 && live[0].born <= dueBy {
+		k = len(live)
 	}
 	p.snap = append([]entry(nil), live[:k]...)
 	for _, e := range p.snap {
@@ -171,19 +178,31 @@ func (b *Buffer) planCommit(clean bool, grace time.Duration) (*commitPlan, error
 	p.journal = b.journal != nil
 	p.acked = maps.Clone(b.ackedDisk)
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
-	p.needEvict = p.diskCount > 0 && (p.diskBytes+p.tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, p.cutoff))
+	p.needEvict = b.evictDue(p.cutoff)
 	p.next = b.next
-	// Records the grace leaves in the tail are lost by a crash: the gap Open logs must start at the first.
+	// Records not yet due stay in the tail and are lost by a crash: the gap Open logs must start at the first.
 	p.committed = p.next
 	if k < len(live) {
 		p.committed = live[k].seq
 	}
-	if b.hwm < maxSeq && b.hwm-(p.next-1) < b.opts.SeqBlock/2+1 {
+	if b.reserveDue() {
 		p.newHwm = b.blockEnd(p.next)
 	}
 	b.st.DroppedMaxAge += p.droppedAge
 	b.st.DroppedMaxBytes += p.droppedBytes
 	return p, nil
+}
+
+// evictDue reports committed records past MaxAge (records timed before
+// cutoff) or over MaxBytes together with the tail. Caller holds mu.
+func (b *Buffer) evictDue(cutoff time.Time) bool {
+	return b.diskCount > 0 && (b.diskBytes+b.tailBytes > b.opts.MaxBytes || tooOld(b.diskOldest, cutoff))
+}
+
+// reserveDue reports that half the current seq block is used, so the next
+// commit reserves the next block. Caller holds mu.
+func (b *Buffer) reserveDue() bool {
+	return b.hwm < maxSeq && b.hwm-(b.next-1) < b.opts.SeqBlock/2+1
 }
 
 // applyCommit runs the plan's transaction: deletes the acked records, evicts
@@ -366,7 +385,7 @@ func (b *Buffer) Close() error {
 	b.mu.Unlock()
 	var cerr error
 	if !b.readOnly {
-		cerr = b.commitLocked(true, 0)
+		cerr = b.commitLocked(true, dueAll)
 	}
 	b.mu.Lock()
 	b.closed = true

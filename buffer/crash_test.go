@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 // on stdout, one write per line: "a SEQ" after each Append returns and
 // "c SEQ" after each commit that wrote records up to SEQ. It runs until killed.
 func crashChild(path string) {
+	if p, ok := strings.CutPrefix(path, windowChildPrefix); ok {
+		windowChild(p)
+		return
+	}
 	runChild(openChild(path, 64)) // several reservations per round
 }
 

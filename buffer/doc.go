@@ -12,16 +12,20 @@
 //     puts the record in an in-memory tail and never waits on disk, except in
 //     the rare case where the reserved block of sequence numbers is exhausted
 //     because commits have been failing (see Options.SeqBlock).
-//   - Run commits the tail to bbolt in one fsynced transaction at least once
-//     every Options.CommitInterval. A record acked while still in the tail is
-//     never written; Run leaves each record in the tail for a tenth of the
-//     interval before committing it, so a healthy uplink's acks win the race
-//     with the next tick. On power loss or kill -9 at most one commit interval
-//     of records is lost; Close loses nothing.
+//   - Run commits the tail to bbolt in fsynced transactions by deadline: each
+//     record is due Options.CommitInterval after its Append (monotonic clock),
+//     and when the oldest unacked record in the tail falls due Run writes the
+//     whole unacked tail at once. A record acked while still in the tail is
+//     never written, unless another record fell due meanwhile: an uplink that
+//     acks every record within the interval (a 300 ms round trip against the
+//     default 1 s) causes no write at all, and offline the records of one
+//     interval share one commit. On power loss or kill -9 at most one commit
+//     interval of records is lost, plus the time of the fsync in progress;
+//     Close loses nothing.
 //   - Oldest and Newest read pending records; Ack deletes them in any order.
-//     Acks of committed records are applied at the next commit, so a record
-//     acked just before a crash may be read again after restart: delivery is
-//     at least once.
+//     Acks of committed records are applied at the next commit (within one
+//     commit interval), so a record acked just before a crash may be read
+//     again after restart: delivery is at least once.
 //   - Pending data is bounded by Options.MaxBytes and Options.MaxAge; when over,
 //     the oldest records are dropped and counted. Append never fails for being full.
 //     MaxAge counts the times the caller gives Append (the agent: GNSS time),

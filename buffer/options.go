@@ -10,13 +10,14 @@ import (
 // Options configures a Buffer. Start from DefaultOptions; zero fields are
 // replaced by their defaults in Open.
 type Options struct {
-	// CommitInterval is the group-commit period. Records appended within one
-	// interval are written in one fsynced transaction, and records acked
-	// within it are never written at all. It is also the loss window on
-	// power loss or kill -9. Default 1s: one fix at 1 Hz at risk, and about
-	// one flash write burst per second while the uplink is down. Run commits
-	// every 9/10 of it the records appended at least 1/10 of it earlier, so an
-	// uplink that acks within 1/10 of it (100 ms by default) causes no write.
+	// CommitInterval is each record's commit deadline: a record not acked
+	// within it of its Append is written, in one fsynced transaction with
+	// every other unacked record in memory, and a record acked within it is
+	// never written (unless another fell due meanwhile). It is the loss window
+	// on power loss or kill -9 (plus the fsync's own time). Default 1s: one
+	// fix at 1 Hz at risk, one flash write burst per second while the uplink
+	// is down, and none while it acks each fix within a second, as a cellular
+	// link with round trips of 50-500 ms does.
 	CommitInterval time.Duration
 
 	// MaxBytes bounds the bytes of pending record data (len(Data), summed).
