@@ -76,8 +76,8 @@ func (b Baud) String() string {
 type BufferConfig struct {
 	// Dir holds the buffer database. Default /var/lib/gps-agent (systemd's StateDirectory).
 	Dir string `toml:"dir"`
-	// CommitInterval is how often the in-memory tail is committed to disk. It is the loss window on a power cut
-	// or kill -9, traded against flash writes. Default 1s.
+	// CommitInterval is how long a fix may wait in memory for Kinesis's ack before it is committed to disk: the
+	// loss window on a power cut or kill -9, traded against flash writes while offline. Default 1s.
 	CommitInterval Duration `toml:"commit_interval"`
 	// MaxBytes bounds the fixes kept while the stream is unreachable; beyond it the oldest are dropped (counted
 	// and logged) and recording goes on. Default 151200000 (144 MiB): a week of 1 Hz fixes of about 250 B.

@@ -332,7 +332,7 @@ func (b *Buffer) publishReserved(hwm uint64) error {
 }
 
 // warnSidecar logs a failed sidecar write at most once a minute: the commit
-// loop retries it every tick.
+// loop retries it every commit interval.
 func (b *Buffer) warnSidecar(err error) {
 	if b.logDue(&b.lastSideLog) {
 		b.log.Warn("seq sidecar not written; appends use only seqs it already covers", "err", err)
