@@ -1,6 +1,8 @@
 // Command streamtail reads a Kinesis stream back, from every shard's oldest record, and prints gps-agent records
-// as a table as they arrive. The demo uses it against local Kinesis to show fixes landing; it waits for the
-// stream to become ACTIVE first.
+// as a table as they arrive, each marked live (it reached Kinesis within --live-within of its fix) or
+// backfilled. It stops after --for, or on SIGINT/SIGTERM, and then says per truck which seqs arrived: how many,
+// how many are missing between the first and the last, and how many arrived twice. The demo uses it against
+// local Kinesis to show fixes landing; it waits for the stream to become ACTIVE first.
 //
 //	streamtail --endpoint http://127.0.0.1:4567 --stream demo --for 20s
 package main
@@ -28,6 +30,8 @@ func main() {
 	stream := flag.String("stream", "", "stream name")
 	region := flag.String("region", "us-east-1", "region")
 	dur := flag.Duration("for", 20*time.Second, "how long to watch")
+	liveWithin := flag.Duration("live-within", 3*time.Second, "a fix that reached Kinesis within this of its fix time is live")
+	complete := flag.Bool("complete", false, "exit 1 unless every seq from the first to the last arrived")
 	flag.Parse()
 	if *endpoint == "" || *stream == "" {
 		flag.Usage()
@@ -40,10 +44,50 @@ func main() {
 		BaseEndpoint: endpoint,
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 	})
-	if err := tail(ctx, client, *stream, *dur); err != nil {
+	seen := seqs{}
+	err := tail(ctx, client, *stream, *dur, *liveWithin, seen)
+	if err == nil {
+		err = seen.report(*complete)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamtail:", err)
 		os.Exit(1)
 	}
+}
+
+// seqs counts, per truck, how often each seq arrived.
+type seqs map[string]map[uint64]int
+
+func (s seqs) add(truck string, seq uint64) {
+	if s[truck] == nil {
+		s[truck] = map[uint64]int{}
+	}
+	s[truck][seq]++
+}
+
+// report prints each truck's seqs: arrived, missing between the first and the last, duplicates.
+func (s seqs) report(complete bool) error {
+	var incomplete []string
+	for truck, m := range s {
+		first, last := uint64(1<<63), uint64(0)
+		dups := 0
+		for q, n := range m {
+			first, last = min(first, q), max(last, q)
+			dups += n - 1
+		}
+		missing := int(last-first+1) - len(m)
+		fmt.Printf("%s: seq %d to %d: %d arrived, %d missing, %d duplicates\n", truck, first, last, len(m), missing, dups)
+		if missing > 0 {
+			incomplete = append(incomplete, truck)
+		}
+	}
+	if len(s) == 0 {
+		return errors.New("no fixes arrived")
+	}
+	if complete && len(incomplete) > 0 {
+		return fmt.Errorf("seqs missing for %v", incomplete)
+	}
+	return nil
 }
 
 type row struct {
@@ -54,9 +98,23 @@ type row struct {
 	Lon      float64  `json:"lon"`
 	SpeedKmh *float64 `json:"speed_kmh"`
 	Sats     *int     `json:"sats"`
+
+	arrived time.Time // when Kinesis took it
 }
 
-func tail(ctx context.Context, c *kinesis.Client, stream string, dur time.Duration) error {
+// how says whether r reached Kinesis within liveWithin of its fix: live, or backfilled (and how late).
+func (r row) how(liveWithin time.Duration) string {
+	ts, err := time.Parse(time.RFC3339Nano, r.TS)
+	if err != nil {
+		return "?"
+	}
+	if late := r.arrived.Sub(ts); late > liveWithin {
+		return fmt.Sprintf("backfilled, %s late", late.Round(time.Second))
+	}
+	return "live"
+}
+
+func tail(ctx context.Context, c *kinesis.Client, stream string, dur, liveWithin time.Duration, seen seqs) error {
 	shards, err := waitActive(ctx, c, stream)
 	if err != nil {
 		return err
@@ -72,7 +130,7 @@ func tail(ctx context.Context, c *kinesis.Client, stream string, dur time.Durati
 		iters[aws.ToString(s.ShardId)] = out.ShardIterator
 	}
 	fmt.Printf("watching stream %q (%d shards) for %s\n\n", stream, len(shards), dur)
-	fmt.Printf("%-10s %6s  %-24s %11s %12s %9s %5s\n", "truck", "seq", "fix time (UTC)", "lat", "lon", "km/h", "sats")
+	fmt.Printf("%-12s %6s  %-24s %11s %12s %7s %4s  %s\n", "truck", "seq", "fix time (UTC)", "lat", "lon", "km/h", "sats", "arrived")
 	deadline := time.After(dur)
 	total := 0
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -81,6 +139,10 @@ func tail(ctx context.Context, c *kinesis.Client, stream string, dur time.Durati
 		var batch []row
 		for id, it := range iters {
 			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it})
+			if err != nil && ctx.Err() != nil { // stopped: what arrived is reported
+				fmt.Printf("\n%d fixes arrived\n", total)
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("get records %s: %w", id, err)
 			}
@@ -91,22 +153,27 @@ func tail(ctx context.Context, c *kinesis.Client, stream string, dur time.Durati
 					fmt.Printf("  (not a gps-agent record: %q)\n", r.Data)
 					continue
 				}
+				rw.arrived = time.Now()
+				if r.ApproximateArrivalTimestamp != nil {
+					rw.arrived = *r.ApproximateArrivalTimestamp
+				}
 				batch = append(batch, rw)
 			}
 		}
-		sort.Slice(batch, func(i, j int) bool { return batch[i].Seq < batch[j].Seq })
+		// In the order Kinesis took them: the demo shows the live fix arriving before the backlog.
+		sort.SliceStable(batch, func(i, j int) bool { return batch[i].arrived.Before(batch[j].arrived) })
 		for _, r := range batch {
-			fmt.Printf("%-10s %6d  %-24s %11.6f %12.6f %9s %5s\n", r.TruckID, r.Seq, r.TS, r.Lat, r.Lon, opt(r.SpeedKmh, "%.1f"), opt(r.Sats, "%d"))
+			fmt.Printf("%-12s %6d  %-24s %11.6f %12.6f %7s %4s  %s\n", r.TruckID, r.Seq, r.TS, r.Lat, r.Lon,
+				opt(r.SpeedKmh, "%.1f"), opt(r.Sats, "%d"), r.how(liveWithin))
+			seen.add(r.TruckID, r.Seq)
 		}
 		total += len(batch)
 		select {
 		case <-ctx.Done():
+			fmt.Printf("\n%d fixes arrived\n", total)
 			return nil
 		case <-deadline:
 			fmt.Printf("\n%d fixes arrived in %s\n", total, dur)
-			if total == 0 {
-				return errors.New("no fixes arrived")
-			}
 			return nil
 		case <-tick.C:
 		}
