@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -169,10 +170,20 @@ func (ns *NetNS) Listen(addr string) (net.Listener, error) {
 // Close removes the namespace; its veth pair and rules go with it.
 func (ns *NetNS) Close() error {
 	err := run(nil, "ip", "netns", "delete", ns.Name)
-	// The host end goes with its peer; this only catches a pair whose
-	// peer never made it into the namespace.
-	if _, statErr := os.Stat("/sys/class/net/" + ns.hostIf); statErr == nil {
-		err = errors.Join(err, run(nil, "ip", "link", "delete", ns.hostIf))
+	// The host end goes with its peer, once the kernel has dismantled the
+	// namespace (it does so in the background); a pair whose peer never
+	// made it into the namespace is deleted here.
+	gone := func() bool {
+		_, statErr := os.Stat("/sys/class/net/" + ns.hostIf)
+		return errors.Is(statErr, os.ErrNotExist)
+	}
+	for deadline := time.Now().Add(3 * time.Second); !gone() && time.Now().Before(deadline); {
+		wait(10*time.Millisecond, nil)
+	}
+	if !gone() {
+		if delErr := run(nil, "ip", "link", "delete", ns.hostIf); delErr != nil && !gone() {
+			err = errors.Join(err, delErr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("close netns %s: %w", ns.Name, err)

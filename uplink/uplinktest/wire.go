@@ -95,6 +95,7 @@ type Wire struct {
 	ln      net.Listener  // nil while refusing
 	changed chan struct{} // closed when ln changes
 	outage  Outage
+	stopped bool        // Run has ended: nothing listens again
 	conns   []*wireConn // every connection accepted, for the meters
 	open    map[*wireConn]struct{}
 }
@@ -139,6 +140,9 @@ func (w *Wire) SetOutage(o Outage) error {
 	defer w.mu.Unlock()
 	if o == w.outage {
 		return nil
+	}
+	if w.stopped {
+		return fmt.Errorf("set outage %v: the wire has stopped", o)
 	}
 	prev := w.outage
 	w.outage = o
@@ -252,6 +256,10 @@ func (w *Wire) Run(ctx context.Context) error {
 func (w *Wire) shutdown() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.stopped = true
+	if w.cfg.Hole != nil && w.outage == BlackHole {
+		_ = w.cfg.Hole(false)
+	}
 	if w.ln != nil {
 		_ = w.ln.Close()
 		w.setListener(nil)
