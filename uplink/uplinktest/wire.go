@@ -188,7 +188,12 @@ func (w *Wire) setListener(ln net.Listener) {
 // Meter returns the totals so far; safe at any time.
 func (w *Wire) Meter() Meter {
 	w.mu.Lock()
-	open := len(w.open)
+	open := 0
+	for _, c := range w.conns {
+		if c.isOpen() {
+			open++
+		}
+	}
 	w.mu.Unlock()
 	return Meter{Up: w.upBytes.Load(), Down: w.dnBytes.Load(), Opened: int(w.opened.Load()), Open: open}
 }

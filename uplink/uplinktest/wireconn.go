@@ -32,6 +32,14 @@ func (c *wireConn) meter() ConnMeter {
 	return ConnMeter{ID: c.id, Opened: c.opened, Closed: closed, Up: c.up.Load(), Down: c.down.Load(), Silent: c.silent.Load()}
 }
 
+// isOpen is false once the connection has been torn down (its client's
+// socket closed or reset).
+func (c *wireConn) isOpen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.ended
+}
+
 // serve relays the connection until it ends.
 func (c *wireConn) serve(w *Wire) {
 	defer w.forget(c)
