@@ -1,9 +1,11 @@
 package uplinktest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -38,21 +40,50 @@ func (c countingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// headerTap keeps the last reply's headers and body size.
+// headerTap keeps the last reply's headers and body.
 type headerTap struct {
 	rt   http.RoundTripper
 	mu   sync.Mutex
 	last http.Header
+	body []byte
 }
 
 func (h *headerTap) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := h.rt.RoundTrip(r)
-	if err == nil {
-		h.mu.Lock()
-		h.last = resp.Header.Clone()
-		h.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	h.mu.Lock()
+	h.last, h.body = resp.Header.Clone(), body
+	h.mu.Unlock()
 	return resp, err
+}
+
+// reply returns the last reply's headers and body.
+func (h *headerTap) reply() (http.Header, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last, h.body
+}
+
+// awsShaped reports how a reply differs from what AWS sends.
+func awsShaped(h http.Header, body []byte) []string {
+	var wrong []string
+	for _, k := range []string{"X-Amzn-Requestid", "X-Amz-Id-2"} {
+		if h.Get(k) == "" {
+			wrong = append(wrong, "no "+k)
+		}
+	}
+	if h.Get("Keep-Alive") != "" || h.Get("Connection") != "" {
+		wrong = append(wrong, "HTTP/1.1 connection headers")
+	}
+	if bytes.Contains(body, []byte("null")) {
+		wrong = append(wrong, "null members: "+string(body))
+	}
+	return wrong
 }
 
 // tlsKinesis is a Kinesis client for a TLS link trusting only its CA, as
@@ -108,6 +139,9 @@ func TestLinkTLSMeters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			local := tt.start(t, "s", 1)
+			if tt.name == "kinesalite" {
+				handshakeBytes(t, local)
+			}
 			l := NewLink(t, local.Endpoint, LinkOptions{Profile: LTE(), TLS: true})
 			var up, down atomic.Int64
 			c, tap := tlsKinesis(t, l, &up, &down)
@@ -121,16 +155,8 @@ func TestLinkTLSMeters(t *testing.T) {
 					t.Errorf("sequence number %q, want 56 digits", sn)
 				}
 			}
-			tap.mu.Lock()
-			h := tap.last
-			tap.mu.Unlock()
-			for _, k := range []string{"X-Amzn-Requestid", "X-Amz-Id-2"} {
-				if h.Get(k) == "" {
-					t.Errorf("reply lacks %s: %v", k, h)
-				}
-			}
-			if h.Get("Keep-Alive") != "" || h.Get("Connection") != "" {
-				t.Errorf("reply carries HTTP/1.1 connection headers: %v", h)
+			if wrong := awsShaped(tap.reply()); wrong != nil {
+				t.Errorf("PutRecords reply unlike AWS's: %q", wrong)
 			}
 			if pc := l.Proxy.Counts(); pc.HTTP2 != 3 {
 				t.Errorf("proxy counts %+v, want 3 requests over HTTP/2", pc)
@@ -151,6 +177,45 @@ func TestLinkTLSMeters(t *testing.T) {
 			if len(conns) != 1 || conns[0].Up != m.Up || conns[0].Down != m.Down || !conns[0].Closed.IsZero() {
 				t.Errorf("conns %+v, want one open connection holding all of %+v", conns, m)
 			}
+
+			// Replies the proxy makes itself look the same.
+			l.Proxy.Set(Faults{Throttle: 1})
+			if _, err := c.PutRecords(t.Context(), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: []types.PutRecordsRequestEntry{
+				{Data: []byte("x"), PartitionKey: aws.String("k")}}}); err == nil {
+				t.Fatal("throttled call succeeded")
+			}
+			if wrong := awsShaped(tap.reply()); wrong != nil {
+				t.Errorf("injected reply unlike AWS's: %q", wrong)
+			}
 		})
+	}
+}
+
+// handshakeBytes: a TLS handshake alone crosses with the certificate chain
+// an AWS endpoint sends (leaf and intermediate, RSA 2048), so it costs
+// about what a truck pays for one: kilobytes, not the few hundred bytes of
+// a bare self-signed ECDSA certificate.
+func handshakeBytes(t *testing.T, local *Local) {
+	t.Helper()
+	l := NewLink(t, local.Endpoint, LinkOptions{TLS: true})
+	pem, err := os.ReadFile(l.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	c, err := tls.Dial("tcp", l.Wire.Addr, &tls.Config{RootCAs: roots, ServerName: "kinesis.us-east-1.amazonaws.com", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	state := c.ConnectionState()
+	c.Close()
+	if !eventually(func() bool { return l.Meter().Open == 0 }) {
+		t.Fatalf("connection still open: %+v", l.Meter())
+	}
+	m := l.Meter()
+	t.Logf("TLS %x handshake (%s): %d B up, %d B down", state.Version, state.NegotiatedProtocol, m.Up, m.Down)
+	if state.Version != tls.VersionTLS13 || state.NegotiatedProtocol != "h2" || m.Down < 3000 || m.Up < 250 {
+		t.Errorf("handshake: version %x, protocol %q, meter %+v; want TLS 1.3, h2, >= 3,000 B down and >= 250 B up", state.Version, state.NegotiatedProtocol, m)
 	}
 }

@@ -67,6 +67,12 @@ type Meter struct {
 	Open     int   // connections open now
 }
 
+// Sub is what crossed between an earlier reading o and m: bytes and
+// connections opened over a window (Open stays m's).
+func (m Meter) Sub(o Meter) Meter {
+	return Meter{Up: m.Up - o.Up, Down: m.Down - o.Down, Opened: m.Opened - o.Opened, Open: m.Open}
+}
+
 // ConnMeter is what crossed one connection's client side.
 type ConnMeter struct {
 	ID       int // 1, 2, ... in accept order
