@@ -90,14 +90,7 @@ func awsShaped(h http.Header, body []byte) []string {
 // the agent does with AWS_CA_BUNDLE, counting its socket's bytes.
 func tlsKinesis(t *testing.T, l *Link, up, down *atomic.Int64) (*kinesis.Client, *headerTap) {
 	t.Helper()
-	pem, err := os.ReadFile(l.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatal("CAFile holds no certificate")
-	}
+	roots := caPool(t, l.CAFile)
 	var d net.Dialer
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots},
@@ -198,12 +191,7 @@ func TestLinkTLSMeters(t *testing.T) {
 func handshakeBytes(t *testing.T, local *Local) {
 	t.Helper()
 	l := NewLink(t, local.Endpoint, LinkOptions{TLS: true})
-	pem, err := os.ReadFile(l.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
+	roots := caPool(t, l.CAFile)
 	c, err := tls.Dial("tcp", l.Wire.Addr, &tls.Config{RootCAs: roots, ServerName: "kinesis.us-east-1.amazonaws.com", NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
@@ -218,4 +206,18 @@ func handshakeBytes(t *testing.T, local *Local) {
 	if state.Version != tls.VersionTLS13 || state.NegotiatedProtocol != "h2" || m.Down < 3000 || m.Up < 250 {
 		t.Errorf("handshake: version %x, protocol %q, meter %+v; want TLS 1.3, h2, >= 3,000 B down and >= 250 B up", state.Version, state.NegotiatedProtocol, m)
 	}
+}
+
+// caPool reads the CA a TLS proxy wrote, as AWS_CA_BUNDLE would.
+func caPool(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", file)
+	}
+	return roots
 }

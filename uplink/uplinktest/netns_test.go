@@ -39,9 +39,7 @@ func TestWireBlackHoleKernel(t *testing.T) {
 	before := dial(t, w.Addr)
 	ping(t, before)
 
-	if err := w.SetOutage(BlackHole); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, BlackHole)
 	silent(t, before, "open connection")
 	start := time.Now()
 	c, err := net.DialTimeout("tcp", w.Addr, time.Second)
@@ -56,14 +54,10 @@ func TestWireBlackHoleKernel(t *testing.T) {
 		t.Errorf("meter %+v: a connection was accepted in the hole", m)
 	}
 
-	if err := w.SetOutage(Refused); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, Refused)
 	if _, err := net.DialTimeout("tcp", w.Addr, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("connect while refused: %v, want connection refused", err)
 	}
-	if err := w.SetOutage(NoOutage); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, NoOutage)
 	ping(t, dial(t, w.Addr))
 }

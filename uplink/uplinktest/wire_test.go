@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,27 +42,16 @@ func tcpServer(t *testing.T, serve func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var conns sync.Map
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Store(c, nil)
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); serve(c) }()
-		}
-	}()
+	serveEach(t, ln, func(c net.Conn, _ func(net.Conn)) { defer c.Close(); serve(c) })
 	return ln.Addr().String()
+}
+
+// setOutage is SetOutage failing the test on error.
+func setOutage(t *testing.T, w *Wire, o Outage) {
+	t.Helper()
+	if err := w.SetOutage(o); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func dial(t *testing.T, addr string) net.Conn {
@@ -197,9 +185,7 @@ func TestWireRefused(t *testing.T) {
 	w := startWire(t, WireConfig{Target: echoServer(t), Profile: Loopback()})
 	c := dial(t, w.Addr)
 	ping(t, c)
-	if err := w.SetOutage(Refused); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, Refused)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("open connection read %v, want a reset", err)
@@ -207,9 +193,7 @@ func TestWireRefused(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", w.Addr, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial in the outage: %v, want connection refused", err)
 	}
-	if err := w.SetOutage(NoOutage); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, NoOutage)
 	ping(t, dial(t, w.Addr))
 	if m := w.Meter(); m.Opened != 2 || m.Open != 1 {
 		t.Errorf("meter %+v, want 2 opened, 1 open", m)
@@ -236,14 +220,10 @@ func TestWireBlackHoleUserspace(t *testing.T) {
 	w := startWire(t, WireConfig{Target: echoServer(t), Profile: Loopback()})
 	before := dial(t, w.Addr)
 	ping(t, before)
-	if err := w.SetOutage(BlackHole); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, BlackHole)
 	silent(t, before, "open connection")
 	silent(t, dial(t, w.Addr), "connection made in the hole")
-	if err := w.SetOutage(NoOutage); err != nil {
-		t.Fatal(err)
-	}
+	setOutage(t, w, NoOutage)
 	ping(t, dial(t, w.Addr))
 	silent(t, before, "connection from before the hole, after it")
 	var silenced int
