@@ -15,9 +15,10 @@
 // open connections reset) and BlackHole (nothing answers, nothing is reset;
 // with a NetNS a DROP rule makes connects hang too); and meters of the
 // bytes at the client's socket, per connection and in total, at any time.
-// Profiles: Loopback, LTE, Poor. The TCP handshake itself pays no round
-// trip (the kernel completes it before the Wire sees it); everything after
-// it does. cmd/linkemu runs a Wire and a Proxy as a process.
+// Profiles: Loopback, LTE, Poor. The kernel completes a TCP handshake at
+// once (no qdisc here can delay a SYN-ACK), so a connection's first bytes
+// pay its round trip instead: they arrive when they would have after a
+// real connect, though connect itself returns early. cmd/linkemu runs a Wire and a Proxy as a process.
 //
 // The Proxy injects HTTP-level faults: failed entries, 500s, throttled
 // calls, dropped replies, blackouts (connections reset), its own black holes

@@ -56,8 +56,12 @@ type lane struct {
 	total       *atomic.Int64
 	countOnRead bool
 	silent      *atomic.Bool // a black hole swallowed the connection
-	done        <-chan struct{}
-	q           chan segment
+	// handshake is added to the first segment's delay: the round trip of
+	// the TCP handshake, which the kernel completed at once. The first
+	// bytes arrive when they would have after a real connect.
+	handshake time.Duration
+	done      <-chan struct{}
+	q         chan segment
 }
 
 // read feeds the delay line until src ends or fails; it waits only while
@@ -109,6 +113,7 @@ func (l *lane) queue(b []byte) bool {
 		}
 		now := time.Now()
 		arrive, backlog := l.link.reserve(len(seg), now, delay, bps)
+		arrive, l.handshake = arrive.Add(l.handshake), 0
 		select {
 		case l.q <- segment{b: seg, arrive: arrive}:
 		case <-l.done:
