@@ -2,12 +2,10 @@ package uplinktest
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -97,14 +95,7 @@ func TestTLSProxyBlackHole(t *testing.T) {
 	}
 	l := StartKinesalite(t, "s", 1)
 	p := NewTLSProxy(t, l.Endpoint, 1)
-	pem, err := os.ReadFile(p.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		t.Fatal("CAFile holds no certificate")
-	}
+	roots := caPool(t, p.CAFile)
 	newClient := func() *http.Client {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
 		t.Cleanup(tr.CloseIdleConnections)

@@ -31,8 +31,29 @@ func NewRelay(t testing.TB, target string) *Relay {
 		t.Fatalf("relay: %v", err)
 	}
 	r := &Relay{Addr: ln.Addr().String()}
+	serveEach(t, ln, func(c net.Conn, track func(net.Conn)) {
+		u, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
+		}
+		track(u)
+		done := make(chan struct{})
+		go func() { defer close(done); r.pipe(u, c, &r.up, true) }()
+		r.pipe(c, u, &r.down, false)
+		<-done
+	})
+	return r
+}
+
+// serveEach accepts on ln until test cleanup and runs handle for each
+// connection in a goroutine of its own. Cleanup closes ln, each accepted
+// connection and each one handle passed to track, then waits for every
+// handle to return.
+func serveEach(t testing.TB, ln net.Listener, handle func(c net.Conn, track func(net.Conn))) {
 	var wg sync.WaitGroup
 	var conns sync.Map
+	track := func(c net.Conn) { conns.Store(c, nil) }
 	t.Cleanup(func() {
 		ln.Close()
 		conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
@@ -46,19 +67,11 @@ func NewRelay(t testing.TB, target string) *Relay {
 			if err != nil {
 				return
 			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			conns.Store(c, nil)
-			conns.Store(u, nil)
-			wg.Add(2)
-			go func() { defer wg.Done(); r.pipe(u, c, &r.up, true) }()
-			go func() { defer wg.Done(); r.pipe(c, u, &r.down, false) }()
+			track(c)
+			wg.Add(1)
+			go func() { defer wg.Done(); handle(c, track) }()
 		}
 	}()
-	return r
 }
 
 func (r *Relay) pipe(dst, src net.Conn, n *atomic.Int64, keep bool) {
