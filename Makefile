@@ -18,7 +18,7 @@ TESTFLAGS ?= -race -count=1 -p 1 -timeout 14m
 include cross/cross.mk
 
 help:
-	@echo "make demo    simulated receiver -> agent -> local Kinesis, showing fixes arrive (about 20 s)"
+	@echo "make demo    simulated receiver -> agent -> emulated LTE link with a 15 s dead zone -> local Kinesis (about a minute)"
 	@echo "make test    every test (installs what tests need first)"
 	@echo "make build   bin/gps-agent"
 	@echo "make bench   figures beside their targets, written to bench.json"
