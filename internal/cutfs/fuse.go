@@ -365,6 +365,9 @@ func (n *fsNode) Write(ctx context.Context, _ fs.FileHandle, data []byte, off in
 	if err := f.write(data, off); err != nil {
 		return 0, errno(err)
 	}
+	if m.tick() { // the write is in the page cache when the power goes
+		return 0, syscall.EIO
+	}
 	m.st.Writes++
 	m.st.BytesWritten += int64(len(data))
 	return uint32(len(data)), 0
@@ -378,6 +381,9 @@ func (n *fsNode) Fsync(ctx context.Context, _ fs.FileHandle, flags uint32) sysca
 		return e
 	}
 	defer m.mu.Unlock()
+	if m.tick() { // the power goes before the sync
+		return syscall.EIO
+	}
 	switch c := n.self(m).(type) {
 	case *file:
 		m.st.FileSyncs++

@@ -64,6 +64,33 @@ type model struct {
 	dirs    map[uint64]*dir
 	cut     bool // a cut has begun: every operation fails
 	st      Stats
+
+	// armed, if not nil, cuts at the armedIn-th write or sync from when it
+	// was armed, inside that operation: a cut that lands in the middle of
+	// whatever the program was writing, as SQLite's crash test does.
+	armed   *CutPlan
+	armedIn int
+	fired   chan armedCut
+}
+
+type armedCut struct {
+	rep CutReport
+	err error
+}
+
+// tick counts one write or sync towards an armed cut, and cuts when it is
+// due. Caller holds mu; the operation that ticked must then fail.
+func (m *model) tick() bool {
+	if m.armed == nil {
+		return false
+	}
+	if m.armedIn--; m.armedIn > 0 {
+		return false
+	}
+	rep, err := m.cutLocked(*m.armed)
+	m.armed = nil
+	m.fired <- armedCut{rep, err}
+	return true
 }
 
 // Stats counts what the filesystem did since it was mounted.

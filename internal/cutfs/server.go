@@ -39,6 +39,8 @@ type server struct {
 //
 //	cut SEED PAGES DIRS TORN  the power goes (see CutPlan); replies with the
 //	                          CutReport as JSON, then unmounts and returns
+//	cutat N SEED PAGES DIRS TORN  arm a cut at the N-th write or sync from now,
+//	                          inside it; replies with the CutReport when it fired
 //	stop                      everything becomes durable (a clean shutdown), then as cut
 //	stats                     Stats as JSON
 //	rate BYTES_PER_S          set the read throttle (0: none)
@@ -116,6 +118,9 @@ func (s *server) control(c net.Conn, finish func(error)) {
 				s.m.mu.Unlock()
 				end = true
 			}
+		case f[0] == "cutat" && len(f) == 6:
+			reply, err = s.cutAt(f[1:])
+			end = err == nil
 		case f[0] == "stop":
 			err, end = s.stop(), true
 			reply = "stopped"
@@ -143,6 +148,28 @@ func (s *server) control(c net.Conn, finish func(error)) {
 			return
 		}
 	}
+}
+
+// cutAt arms a cut and waits for it to fire.
+func (s *server) cutAt(f []string) (CutReport, error) {
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 1 {
+		return CutReport{}, fmt.Errorf("cutat: bad count %q", f[0])
+	}
+	plan, err := parsePlan(f[1:])
+	if err != nil {
+		return CutReport{}, err
+	}
+	fired := make(chan armedCut, 1)
+	s.m.mu.Lock()
+	if s.m.cut || s.m.armed != nil {
+		s.m.mu.Unlock()
+		return CutReport{}, fmt.Errorf("cutat: already cut or armed")
+	}
+	s.m.armed, s.m.armedIn, s.m.fired = &plan, n, fired
+	s.m.mu.Unlock()
+	c := <-fired
+	return c.rep, c.err
 }
 
 func (s *server) stop() error {

@@ -198,3 +198,15 @@ func (f *FS) cleanup() {
 	}
 	_ = syscall.Unmount(f.Dir, syscall.MNT_DETACH)
 }
+
+// CutAt arms a cut at the n-th write or sync from now, inside that operation
+// (it fails, and nothing after it reaches the disk), and returns once it has
+// fired: a cut in the middle of what the program was writing. The caller
+// kills the program then, as the power would.
+func (f *FS) CutAt(n int, plan cutfs.CutPlan) cutfs.CutReport {
+	f.t.Helper()
+	var rep cutfs.CutReport
+	f.command(fmt.Sprintf("cutat %d %d %g %g %t", n, plan.Seed, plan.Pages, plan.Dirs, plan.Torn), &rep)
+	f.wait()
+	return rep
+}
