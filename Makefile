@@ -60,10 +60,12 @@ fuzz:
 	  done; \
 	done
 
-# Power cuts on the power-cut filesystem (internal/cutfs): make test runs 10 of them, this runs CUTS.
+# Power cuts on the power-cut filesystem (internal/cutfs), CUTS of each kind: the buffer run by a child process
+# over six scenarios (buffer/powercuts_test.go), and the agent itself recording and draining
+# (agent/powercut_test.go). make test runs 10 and 6 of them.
 CUTS ?= 100
 cuts: deps
-	GPS_AGENT_CUTS=$(CUTS) $(GO) test -count=1 -timeout 30m -run '^TestPowerCuts$$' -v ./buffer 2>&1 | grep -v '^=== '
+	set -o pipefail; GPS_AGENT_CUTS=$(CUTS) $(GO) test -count=1 -p 1 -timeout 40m -run '^(TestPowerCuts|TestPowerCutRestarts)$$' -v ./buffer ./agent 2>&1 | grep -v '^=== '
 
 clean:
 	rm -rf bin dist bench.jsonl bench.json
