@@ -200,7 +200,9 @@ func TestPowerCuts(t *testing.T) {
 			timed++
 		}
 		if scenario == "fresh" || scenario == "quarantine" {
-			wait = 0 // armed at once: the cut lands among Open's first writes (the quarantine, the creation)
+			// Armed at once: the cut lands among Open's first writes and syncs (the quarantine's, bbolt's
+			// first four pages and their sync, the directory syncs).
+			wait, atWrite = 0, 1+rng.IntN(6)
 		}
 		events, rep, cutAt := runCutChild(t, fsys, fmt.Sprintf("%s|%d|%s", scenario, run, path), scenario != "fresh" && scenario != "quarantine", wait, atWrite, plan)
 		pagesKept += rep.PagesKept
