@@ -17,7 +17,8 @@ import (
 
 // The agent's buffer lives on the power-cut filesystem; the power is cut at random moments (SIGKILL and a cut at
 // the same instant, a seeded share of the unsynced pages and directories reaching the disk, one page torn), and
-// the filesystem is mounted again and the agent restarted each time. The first cut comes within 300 ms of the
+// the filesystem is mounted again and the agent restarted each time. Half the cuts after the first are armed
+// at one of the next writes or syncs, so they land inside a commit. The first cut comes within 300 ms of the
 // first start on an empty directory; half the cuts come while recording offline at 10 Hz with every fix kept,
 // the rest while the backlog drains. Every restart must succeed, nothing may be moved aside, no seq may be reused
 // for another fix, each cut may lose at most the fixes of one commit interval (plus the fsync's own time), and
@@ -58,6 +59,7 @@ func TestPowerCutRestarts(t *testing.T) {
 	type window struct{ from, to time.Time } // epochs written in it may be lost
 	var windows []window
 	var logs strings.Builder
+	armed := 0
 	rng := rand.New(rand.NewPCG(14, 6))
 	agent := startAgent(t, "run", "--config", cfg)
 	f.start()
@@ -75,9 +77,23 @@ func TestPowerCutRestarts(t *testing.T) {
 			t.Fatalf("agent exited by itself before cut %d: %v\n%s", i+1, agent.err, agent.stderr.String())
 		default:
 		}
-		cut := time.Now()
-		go agent.cmd.Process.Kill()
-		rep := fsys.Cut(cutfs.CutPlan{Seed: rng.Uint64(), Pages: rng.Float64(), Dirs: rng.Float64(), Torn: true})
+		plan := cutfs.CutPlan{Seed: rng.Uint64(), Pages: rng.Float64(), Dirs: rng.Float64(), Torn: true}
+		var rep cutfs.CutReport
+		var cut time.Time
+		if i > 0 && rng.IntN(2) == 0 {
+			// Inside the next commit: at one of its writes or syncs (bbolt syncs each commit, so a cut at a
+			// random moment mostly falls between two).
+			rep = fsys.CutAt(1+rng.IntN(6), plan)
+			cut = time.Now()
+			agent.cmd.Process.Kill()
+			if rep.Fired {
+				armed++
+			}
+		} else {
+			cut = time.Now()
+			go agent.cmd.Process.Kill()
+			rep = fsys.Cut(plan)
+		}
 		select {
 		case <-agent.done:
 		case <-time.After(10 * time.Second):
@@ -139,7 +155,7 @@ func TestPowerCutRestarts(t *testing.T) {
 		t.Errorf("a cut made the agent move its database aside: %v", aside)
 	}
 	unfinished := strings.Count(logs.String(), "database creation was cut short")
-	t.Logf("%d cuts: %d epochs written, %d fixes arrived, %d lost (%.1f per cut; one commit interval is %d), "+
-		"0 quarantined, %d unfinished creations started anew",
-		cuts, written, len(got.bySeq), lost, float64(lost)/float64(cuts), int(commitInterval/period), unfinished)
+	t.Logf("%d cuts (%d inside a write or sync): %d epochs written, %d fixes arrived, %d lost (%.1f per cut; one commit "+
+		"interval is %d), 0 quarantined, %d unfinished creations started anew",
+		cuts, armed, written, len(got.bySeq), lost, float64(lost)/float64(cuts), int(commitInterval/period), unfinished)
 }

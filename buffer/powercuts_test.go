@@ -195,7 +195,6 @@ func TestPowerCuts(t *testing.T) {
 		atWrite := 0
 		if rng.IntN(2) == 0 || scenario == "fresh" || scenario == "quarantine" {
 			atWrite = 1 + rng.IntN(12)
-			armed++
 		} else {
 			timed++
 		}
@@ -205,6 +204,9 @@ func TestPowerCuts(t *testing.T) {
 			wait, atWrite = 0, 1+rng.IntN(6)
 		}
 		events, rep, cutAt := runCutChild(t, fsys, fmt.Sprintf("%s|%d|%s", scenario, run, path), scenario != "fresh" && scenario != "quarantine", wait, atWrite, plan)
+		if rep.Fired {
+			armed++
+		}
 		pagesKept += rep.PagesKept
 		pagesDropped += rep.PagesDropped
 

@@ -34,6 +34,7 @@ type CutReport struct {
 	PagesKept, PagesDropped int
 	DirsKept, DirsDropped   int
 	Torn                    string // "file-id page sectors", or empty
+	Fired                   bool   // an armed cut came at the write or sync it was armed for
 }
 
 // cutLocked stops the filesystem (every later operation fails), writes to the

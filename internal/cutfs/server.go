@@ -41,6 +41,7 @@ type server struct {
 //	                          CutReport as JSON, then unmounts and returns
 //	cutat N SEED PAGES DIRS TORN  arm a cut at the N-th write or sync from now,
 //	                          inside it; replies with the CutReport when it fired
+//	                          (or, after 3 s without them, when it cut anyway)
 //	stop                      everything becomes durable (a clean shutdown), then as cut
 //	stats                     Stats as JSON
 //	rate BYTES_PER_S          set the read throttle (0: none)
@@ -168,9 +169,26 @@ func (s *server) cutAt(f []string) (CutReport, error) {
 	}
 	s.m.armed, s.m.armedIn, s.m.fired = &plan, n, fired
 	s.m.mu.Unlock()
-	c := <-fired
-	return c.rep, c.err
+	select {
+	case c := <-fired:
+		c.rep.Fired = true
+		return c.rep, c.err
+	case <-time.After(armedMax):
+	}
+	// A program that writes nothing for that long (an uplink that keeps up writes nothing) is cut where it is.
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if s.m.armed == nil { // it fired just now
+		c := <-fired
+		c.rep.Fired = true
+		return c.rep, c.err
+	}
+	s.m.armed = nil
+	return s.m.cutLocked(plan)
 }
+
+// armedMax bounds the wait of an armed cut: then it cuts where the program is.
+const armedMax = 3 * time.Second
 
 func (s *server) stop() error {
 	s.m.mu.Lock()

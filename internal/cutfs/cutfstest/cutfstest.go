@@ -199,7 +199,7 @@ func (f *FS) cleanup() {
 	_ = syscall.Unmount(f.Dir, syscall.MNT_DETACH)
 }
 
-// CutAt arms a cut at the n-th write or sync from now, inside that operation
+// CutAt arms a cut at the n-th write or sync from now (or in 3 s, if they do not come), inside that operation
 // (it fails, and nothing after it reaches the disk), and returns once it has
 // fired: a cut in the middle of what the program was writing. The caller
 // kills the program then, as the power would.
