@@ -255,3 +255,40 @@ func TestReadRate(t *testing.T) {
 		t.Errorf("the filesystem served %d bytes of reads, want at least %d", st.BytesRead, size)
 	}
 }
+
+// An armed cut fires inside the N-th write or sync from when it was armed: that operation fails, as does every
+// later one, and a sync that came after it never reaches the disk.
+func TestCutAtWrite(t *testing.T) {
+	fsys := cutfstest.New(t)
+	p := filepath.Join(fsys.Dir, "f")
+	write(t, p, []byte("synced"), true)
+	syncDir(t, fsys.Dir)
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep := make(chan cutfs.CutReport, 1)
+	go func() { rep <- fsys.CutAt(2, lazyFS) }()
+	// The arming and the first write race; a write that fails means the cut fired.
+	var errs []error
+	for i := range 200 {
+		_, err := f.WriteAt([]byte("unsynced"), int64(i))
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := <-rep
+	if !r.Fired || len(errs) == 0 {
+		t.Fatalf("armed cut: fired %v, write errors %v", r.Fired, errs)
+	}
+	if err := f.Sync(); err == nil {
+		t.Error("a sync after the cut succeeded")
+	}
+	fsys.Mount()
+	if got := string(read(t, p)); got != "synced" {
+		t.Errorf("after the armed cut the file holds %q, want synced", got)
+	}
+}
