@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.bui
 # end-to-end tests (real processes, real timing) never share the 2 CI cores with another package's builds.
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 14m
 
-.PHONY: help deps build test demo bench fuzz clean
+.PHONY: help deps build test demo bench fuzz cuts clean
 
 include cross/cross.mk
 
@@ -24,6 +24,7 @@ help:
 	@echo "make bench   figures beside their targets, written to bench.json"
 	@echo "make deps    install Debian packages and local Kinesis (npm) the demo and tests use"
 	@echo "make fuzz    each fuzz target for 60 s (FUZZTIME=60s)"
+	@echo "make cuts    100 power cuts on the power-cut filesystem (CUTS=100; needs root and /dev/fuse)"
 	@echo "make cross   static binaries for armv6, armv7, arm64, amd64, mipsle in dist/"
 	@echo "make package .deb, .ipk and .tar.gz per arch in dist/"
 	@echo "make test-arm  unit tests under qemu for armv6 and arm64"
@@ -58,6 +59,13 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# Power cuts on the power-cut filesystem (internal/cutfs), CUTS of each kind: the buffer run by a child process
+# over six scenarios (buffer/powercuts_test.go), and the agent itself recording and draining
+# (agent/powercut_test.go). make test runs 10 and 6 of them.
+CUTS ?= 100
+cuts: deps
+	set -o pipefail; GPS_AGENT_CUTS=$(CUTS) $(GO) test -count=1 -p 1 -timeout 40m -run '^(TestPowerCuts|TestPowerCutRestarts)$$' -v ./buffer ./agent 2>&1 | grep -v '^=== '
 
 clean:
 	rm -rf bin dist bench.jsonl bench.json

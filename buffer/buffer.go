@@ -39,6 +39,7 @@ type Stats struct {
 	CommitErrors  uint64 `json:"commit_errors"`   // failed commit transactions (e.g. disk full); the tail was kept
 	LastCommitErr string `json:"last_commit_err"` // text of the last commit error; "" after a successful commit
 	Quarantined   uint64 `json:"quarantined"`     // database files moved aside by Open
+	Unfinished    uint64 `json:"unfinished"`      // files a power cut left while bbolt created them, started anew by Open (not damage)
 	Compactions   uint64 `json:"compactions"`     // successful compactions
 	SeqGap        uint64 `json:"seq_gap"`         // sequence numbers skipped at Open after an unclean stop
 }

@@ -45,6 +45,7 @@ const (
 	healthy outcome = iota // opened in place
 	moved                  // moved aside
 	either                 // depends on which page was hit
+	anew                   // what a power cut leaves of a file being created: started anew, not moved aside
 )
 
 // TestDamagedFiles opens real damaged files: Open must never panic, must move
@@ -57,7 +58,7 @@ func TestDamagedFiles(t *testing.T) {
 		want   outcome
 	}{
 		{name: "intact", damage: func(*testing.T, string, int) {}, want: healthy},
-		{name: "zero length", damage: truncateTo(func(int64, int) int64 { return 0 }), want: moved},
+		{name: "zero length", damage: truncateTo(func(int64, int) int64 { return 0 }), want: anew},
 		{name: "truncated to one page", damage: truncateTo(func(_ int64, ps int) int64 { return int64(ps) }), want: moved},
 		{name: "truncated to meta pages", damage: truncateTo(func(_ int64, ps int) int64 { return 2 * int64(ps) }), want: moved},
 		{name: "truncated to three pages", damage: truncateTo(func(_ int64, ps int) int64 { return 3 * int64(ps) }), want: moved},
@@ -97,6 +98,10 @@ func TestDamagedFiles(t *testing.T) {
 				t.Errorf("healthy file moved aside: Quarantined=%d files=%v", st.Quarantined, aside)
 			case tt.want == moved && (st.Quarantined != 1 || len(aside) != 1):
 				t.Errorf("damaged file not moved aside: Quarantined=%d files=%v", st.Quarantined, aside)
+			case tt.want == anew && (st.Quarantined != 0 || len(aside) != 0 || st.Unfinished != 1):
+				t.Errorf("unfinished creation: Quarantined=%d files=%v Unfinished=%d, want 0, none, 1", st.Quarantined, aside, st.Unfinished)
+			case tt.want != anew && st.Unfinished != 0:
+				t.Errorf("a file that held records was taken for an unfinished creation")
 			}
 			if st.Quarantined == 0 && tt.want != healthy {
 				t.Logf("opened in place: %d pending, %d invalid deleted", st.Pending, st.DroppedInvalid)

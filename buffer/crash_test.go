@@ -27,6 +27,10 @@ func TestMain(m *testing.M) {
 		compactChild(path)
 		return
 	}
+	if spec := os.Getenv(powerCutChildEnv); spec != "" {
+		powerCutChild(spec)
+		return
+	}
 	os.Exit(m.Run())
 }
 

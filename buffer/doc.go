@@ -32,8 +32,15 @@
 //     never the gateway's clock, so a clock step drops nothing.
 //   - The file is compacted beside the commits, which go on while it is copied:
 //     the loss window stays one commit interval.
-//   - A corrupt, truncated or zero-length file, or one written by a newer format,
-//     is moved aside as NAME.corrupt-<UTC timestamp> and a new one is started.
+//   - A corrupt or truncated file, or one written by a newer format, is moved
+//     aside as NAME.corrupt-<UTC timestamp> and a new one is started. What a
+//     power cut leaves of a file bbolt was still creating (empty, short, or its
+//     first four pages partly written) holds nothing: it is started anew, not
+//     moved aside, and counted in Stats.Unfinished.
+//   - A power cut (every write not yet fsynced lost, and every name whose
+//     directory was not synced) loses at most the records of one commit
+//     interval and never damages the file: Open syncs each directory it
+//     creates and the directory of a new file. Tested on internal/cutfs.
 //
 // # Concurrency
 //

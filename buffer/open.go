@@ -30,7 +30,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 		return nil, fmt.Errorf("open buffer %s: %w", path, err)
 	}
 	opts = opts.withDefaults()
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := mkdirSynced(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("open buffer: %w", err)
 	}
 	b := &Buffer{
@@ -74,17 +74,19 @@ func (b *Buffer) openOnce(side uint64) error {
 	b.diskCount, b.diskBytes, b.diskOldest, b.latest = 0, 0, time.Time{}, time.Time{}
 	fi, err := os.Stat(b.path)
 	switch {
-	case err == nil && fi.Size() == 0:
-		// bbolt would silently initialise it, but an empty file where a
-		// database was is a torn creation or a wiped file: keep evidence.
-		return fmt.Errorf("%w: zero-length file", errCorrupt)
 	case err == nil && !fi.Mode().IsRegular():
 		return fmt.Errorf("%s is not a regular file", b.path)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-
 	if err == nil {
+		if err := b.dropUnfinished(fi.Size()); err != nil {
+			return err
+		}
+		fi, err = os.Stat(b.path)
+	}
+	created := errors.Is(err, fs.ErrNotExist)
+	if !created {
 		if err := preflight(b.path); err != nil {
 			return err
 		}
@@ -104,11 +106,61 @@ func (b *Buffer) openOnce(side uint64) error {
 		}
 		return err
 	}
+	if created {
+		// The new file's name must be on disk before anything is committed
+		// to it: a power cut would otherwise take the file, and every record
+		// in it, with the directory's unwritten block.
+		if err := syncDir(filepath.Dir(b.path)); err != nil {
+			_ = db.Close()
+			return err
+		}
+	}
 	if err := b.load(db, side); err != nil {
 		_ = db.Close()
 		return err
 	}
 	b.db = db
+	return nil
+}
+
+// dropUnfinished removes what a power cut left of a database being created
+// (unfinishedCreation): it holds nothing, so it is neither moved aside nor
+// counted as a quarantine.
+func (b *Buffer) dropUnfinished(size int64) error {
+	unfinished, err := unfinishedCreation(b.path, size)
+	if err != nil || !unfinished {
+		return err
+	}
+	if err := os.Remove(b.path); err != nil {
+		return fmt.Errorf("remove unfinished database: %w", err)
+	}
+	if err := syncDir(filepath.Dir(b.path)); err != nil {
+		return err
+	}
+	b.st.Unfinished++
+	b.log.Warn("database creation was cut short (power cut); starting it anew", "size", size)
+	return nil
+}
+
+// mkdirSynced creates dir and its missing parents, syncing the parent of each
+// one created: a power cut must not take the directory, and with it the seq
+// sidecar, after seqs were handed out.
+func mkdirSynced(dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
