@@ -35,6 +35,9 @@ type ClientConfig struct {
 	// sdkHeaders keeps the SDK's telemetry headers (for measuring what
 	// trimming saves).
 	sdkHeaders bool
+	// jsonBody sends PutRecords as JSON, as the SDK does, instead of CBOR
+	// (for measuring what CBOR saves).
+	jsonBody bool
 	// env replaces the process environment and home directory (tests).
 	env credsEnv
 	// stsEndpoint overrides the STS endpoint of web identity (tests).
@@ -109,8 +112,9 @@ const (
 // given this client reports them in Stats (BytesMeasured). Headers Kinesis
 // does not need (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id,
 // Amz-Sdk-Request, Accept-Encoding) are removed before signing: about 300 B
-// per call on a metered link. Replies are small JSON, so asking for gzip
-// saves nothing.
+// per call on a metered link. Replies are small, so asking for gzip saves
+// nothing. PutRecords goes as CBOR rather than JSON (cborPut): record bytes
+// raw, not base64.
 //
 // The SDK's own retryer is limited to one attempt: the Uplink retries every
 // failure itself, forever, with backoff capped at Config.MaxBackoff and with
@@ -147,6 +151,9 @@ func NewClient(ctx context.Context, cc ClientConfig) (*kinesis.Client, error) {
 		}
 		if !cc.sdkHeaders {
 			o.APIOptions = append(o.APIOptions, addTrimHeaders)
+		}
+		if !cc.jsonBody {
+			o.Protocol = newCBORPut(o.Protocol)
 		}
 	}), nil
 }
