@@ -69,15 +69,9 @@ const (
 	idleConnTimeout = 30 * time.Second
 	// keepAlive probes detect half-open connections after a cell handover.
 	keepAlive = 15 * time.Second
-	// pingAfter is how long an HTTP/2 connection may receive nothing before
-	// it is probed with a PING, and pingTimeout how long the PONG may take
-	// before the connection is closed, failing its calls. Any frame resets
-	// the wait (a reply, or the server's flow-control updates while a large
-	// body uploads), so a healthy busy connection is never probed, and an
-	// idle one costs a ~40 B exchange every pingAfter until idleConnTimeout
-	// retires it. A dead one is noticed within pingAfter+pingTimeout.
-	pingAfter   = 4 * time.Second
-	pingTimeout = 4 * time.Second
+	// No HTTP/2 pings: a dead connection is noticed by the silence of the
+	// server while a call is outstanding (replySilence, wire.go), for no
+	// bytes, where pings cost ~80 B each on every idle gap over 4 s.
 )
 
 // NewClient builds a Kinesis client for a gateway.
@@ -184,21 +178,24 @@ type httpClient struct {
 }
 
 // Do sends req. A call that got no reply (a timeout, a reset, a connection
-// closed by a failed ping) drops every pooled connection, so the next call
+// closed for its silence) drops every pooled connection, so the next call
 // dials afresh instead of waiting on a connection that may be dead: a
 // request that times out does not by itself retire its connection, and on
 // HTTP/2 every call shares that one connection.
 func (c *httpClient) Do(req *http.Request) (*http.Response, error) {
+	end := c.wire.begin()
 	resp, err := c.Client.Do(req)
 	if err != nil {
+		end()
 		c.CloseIdleConnections()
+		return resp, err
 	}
-	return resp, err
+	resp.Body = &endOnClose{ReadCloser: resp.Body, end: end}
+	return resp, nil
 }
 
 // newHTTPClient builds the transport: proxy from the environment, cellular
-// timeouts, HTTP/2 health checks, connections counted by w, roots (nil: the
-// system's). Redirects are not followed: Kinesis sends none.
+// timeouts, connections counted and watched by w, roots (nil: the system's). Redirects are not followed: Kinesis sends none.
 func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	tr := &http.Transport{
@@ -207,7 +204,6 @@ func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 		// A custom DialContext turns HTTP/2 off unless forced; where the
 		// endpoint offers it, HPACK sends repeated headers as a few bytes.
 		ForceAttemptHTTP2:     true,
-		HTTP2:                 &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 		TLSHandshakeTimeout:   tlsTimeout,
 		ResponseHeaderTimeout: responseHeaderTimeout,
