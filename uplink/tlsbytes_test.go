@@ -293,3 +293,38 @@ func TestBenchTLSBytesPerFix(t *testing.T) {
 		}
 	}
 }
+
+// A new connection after the first resumes the TLS session: no certificate
+// chain again, on every reconnect after an outage or an idle close.
+func TestReconnectResumesTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kinesalite")
+	}
+	t.Parallel()
+	l := uplinktest.StartKinesalite(t, "fixes", 1)
+	link := uplinktest.NewLink(t, l.Endpoint, uplinktest.LinkOptions{TLS: true})
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "AKIDLOCAL", "AWS_SECRET_ACCESS_KEY": "local-secret", "AWS_CA_BUNDLE": link.CAFile}
+	c, err := NewClient(t.Context(), ClientConfig{Region: uplinktest.Region, Endpoint: link.URL, env: fakeEnv(env, "")})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	for range 2 {
+		_, err := c.PutRecords(t.Context(), &kinesis.PutRecordsInput{StreamName: aws.String("fixes"),
+			Records: []types.PutRecordsRequestEntry{{Data: fixRecordV2(1), PartitionKey: aws.String("TRK-0042")}}})
+		if err != nil {
+			t.Fatalf("put: %v", err)
+		}
+		c.Options().HTTPClient.(*httpClient).CloseIdleConnections()
+	}
+	conns := link.Conns()
+	if len(conns) != 2 {
+		t.Fatalf("%d connections, want 2", len(conns))
+	}
+	first, second := conns[0].Up+conns[0].Down, conns[1].Up+conns[1].Down
+	t.Logf("first connection %d B (%d up, %d down), second %d B (%d up, %d down)",
+		first, conns[0].Up, conns[0].Down, second, conns[1].Up, conns[1].Down)
+	if saved := conns[0].Down - conns[1].Down; saved < 1000 {
+		t.Errorf("the second connection received %d B, the first %d: no resumption (want >= 1000 B less)",
+			conns[1].Down, conns[0].Down)
+	}
+}
