@@ -194,3 +194,14 @@ func toCBOR(x any) (cbor.Value, error) {
 	}
 	return nil, fmt.Errorf("json %T not supported", x)
 }
+
+// AsJSON returns a Kinesis request or reply body as JSON, for tests that
+// look into the calls: a CBOR body (contentType application/x-amz-cbor-1.1,
+// as the uplink sends PutRecords) converted, byte strings as base64, as
+// JSON carries them; any other body as it is.
+func AsJSON(contentType string, body []byte) ([]byte, error) {
+	if !strings.HasPrefix(contentType, cborType) {
+		return body, nil
+	}
+	return cborToJSON(body)
+}
