@@ -46,6 +46,12 @@ func TestEncodeRecord(t *testing.T) {
 			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":1,"lon":2,"fix":1,"src":"carried"}`,
 		},
 		{
+			name: "whole second: no milliseconds in ts",
+			fix:  nmea.Fix{Time: ts.Truncate(time.Second), Lat: 48.1, Lon: 11.5, SpeedKmh: 0, CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 1, Sats: 4, HDOP: math.NaN()},
+			rx:   ts.Truncate(time.Second).Add(-20 * time.Millisecond),
+			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14Z","lat":48.1,"lon":11.5,"kmh":0,"fix":1,"sats":4,"rx":-20}`,
+		},
+		{
 			name: "unknowns omitted",
 			fix:  nmea.Fix{Time: ts, Lat: -33.5, Lon: 151.25, SpeedKmh: math.NaN(), CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 2, Sats: -1, HDOP: math.NaN()},
 			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":-33.5,"lon":151.25,"fix":2}`,
