@@ -44,7 +44,16 @@ func newAcceptWatch(t *testing.T, target string) (*acceptWatch, string) {
 			return err
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		w.note(req.Context().Value(putBodyKey{}).([]byte), body, time.Now())
+		// PutRecords goes as CBOR: look at both bodies as JSON.
+		reqJSON, err := uplinktest.AsJSON(req.Header.Get("Content-Type"), req.Context().Value(putBodyKey{}).([]byte))
+		if err != nil {
+			return nil
+		}
+		respJSON, err := uplinktest.AsJSON(resp.Header.Get("Content-Type"), body)
+		if err != nil {
+			return nil
+		}
+		w.note(reqJSON, respJSON, time.Now())
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -75,8 +84,7 @@ func (w *acceptWatch) note(reqBody, respBody []byte, at time.Time) {
 		if r.SequenceNumber == nil || (r.ErrorCode != nil && *r.ErrorCode != "") {
 			continue
 		}
-		var rec Record
-		if json.Unmarshal(in.Records[i].Data, &rec) == nil {
+		if rec, err := parseRecord(in.Records[i].Data); err == nil {
 			if _, seen := w.accepted[rec.Seq]; !seen {
 				w.accepted[rec.Seq] = at
 			}

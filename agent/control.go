@@ -137,6 +137,7 @@ func (s *controlServer) status() fieldStatus {
 	newest, _ := s.p.buf.Newest(1)
 	fs.readRecords(oldest, newest)
 	fs.DrainRate, fs.BacklogRate = s.drain.rates()
+	fs.BytesPerFix, fs.MBPerDay = s.drain.traffic()
 	return fs
 }
 
@@ -187,13 +188,16 @@ type drainSample struct {
 	at      time.Time
 	acked   uint64
 	pending int
+	bytes   uint64 // Kinesis traffic both ways so far (uplink.Stats BytesSent + BytesReceived)
 }
 
 func (m *drainMeter) run(ctx context.Context, p *pipeline) {
 	t := time.NewTicker(sampleEvery)
 	defer t.Stop()
 	for {
-		m.add(drainSample{at: time.Now(), acked: p.up.Stats().RecordsAcked, pending: p.buf.Stats().Pending})
+		us := p.up.Stats()
+		m.add(drainSample{at: time.Now(), acked: us.RecordsAcked, pending: p.buf.Stats().Pending,
+			bytes: us.BytesSent + us.BytesReceived})
 		select {
 		case <-ctx.Done():
 			return
@@ -226,4 +230,24 @@ func (m *drainMeter) rates() (drain, backlog float64) {
 		return 0, 0
 	}
 	return float64(b.acked-a.acked) / dt, float64(b.pending-a.pending) / dt
+}
+
+// traffic returns the bytes paid per fix Kinesis stored over the window (0 if none was stored), and the traffic
+// over the window projected to a day, in MB (10^6 B, as data plans count): what the truck pays at the current
+// rate, handshakes, retries and pings included.
+func (m *drainMeter) traffic() (perFix, mbPerDay float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) < 2 {
+		return 0, 0
+	}
+	a, b := m.samples[0], m.samples[len(m.samples)-1]
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 {
+		return 0, 0
+	}
+	if b.acked > a.acked {
+		perFix = float64(b.bytes-a.bytes) / float64(b.acked-a.acked)
+	}
+	return perFix, float64(b.bytes-a.bytes) / dt * 86400 / 1e6
 }

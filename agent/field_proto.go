@@ -6,7 +6,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/fleetedge/gps-agent/buffer"
@@ -44,6 +43,10 @@ type fieldStatus struct {
 	// pending count per second (negative while the backlog drains). Running daemon only.
 	DrainRate   float64 `json:"drain_rate"`
 	BacklogRate float64 `json:"backlog_rate"`
+	// BytesPerFix is the Kinesis traffic (TLS bytes both ways) per fix stored over the last minute, and MBPerDay
+	// that minute's traffic projected to a day, in MB of 10^6 B. Running daemon only.
+	BytesPerFix float64 `json:"bytes_per_fix"`
+	MBPerDay    float64 `json:"mb_per_day"`
 }
 
 // readRecords fills the oldest and newest pending fixes of st from b.
@@ -58,16 +61,4 @@ func (st *fieldStatus) readRecords(oldest, newest []buffer.Record) {
 			st.Newest = &r
 		}
 	}
-}
-
-// parseRecord decodes one schema-v1 record as stored in the buffer.
-func parseRecord(data []byte) (Record, error) {
-	var r Record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Record{}, fmt.Errorf("decode record: %w", err)
-	}
-	if r.V != SchemaVersion {
-		return Record{}, fmt.Errorf("decode record %d: schema version %d, want %d", r.Seq, r.V, SchemaVersion)
-	}
-	return r, nil
 }

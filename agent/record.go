@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -11,16 +12,21 @@ import (
 
 // SchemaVersion is the record's "v". Data engineers build on this schema (docs/record.schema.json,
 // docs/redshift.sql): add fields freely, but renaming or retyping one is a new version.
-const SchemaVersion = 1
+//
+// Version 2 carries what version 1 did in about 50 B less: short keys, numbers without trailing zeros, no ".000"
+// in ts on whole seconds, and the gateway's receive time as milliseconds after ts instead of a second timestamp. Every fix a truck sends pays
+// for its record on the data plan, so the record's size is most of what a fix costs once calls share their
+// headers (linger). Version 1 records still read (parseRecord), and the Redshift SQL takes both.
+const SchemaVersion = 2
 
-// recordEncoder writes schema-v1 records: one compact JSON object per fix. Fields whose value the receiver did not
+// recordEncoder writes schema-v2 records: one compact JSON object per fix. Fields whose value the receiver did not
 // report are left out rather than written as null: every byte is paid for on a cellular link, and Redshift's
 // JSON_PARSE reads a missing key as NULL all the same.
 //
 // It appends by hand rather than through encoding/json: the schema is small and fixed, and the agent encodes
 // every fix on a 1 GHz ARM core.
 type recordEncoder struct {
-	truckID []byte // truck_id as a JSON string, quoted and escaped once
+	truckID []byte // id as a JSON string, quoted and escaped once
 }
 
 func newRecordEncoder(truckID string) *recordEncoder {
@@ -32,19 +38,18 @@ func newRecordEncoder(truckID string) *recordEncoder {
 func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
-	dst = append(dst, `,"truck_id":`...)
+	dst = append(dst, `,"id":`...)
 	dst = append(dst, e.truckID...)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"ts":"`...)
-	dst = f.Time.UTC().AppendFormat(dst, timeLayout)
-	dst = append(dst, `","lat":`...)
-	dst = strconv.AppendFloat(dst, f.Lat, 'f', 7, 64)
-	dst = append(dst, `,"lon":`...)
-	dst = strconv.AppendFloat(dst, f.Lon, 'f', 7, 64)
-	dst = appendOptFloat(dst, `,"speed_kmh":`, f.SpeedKmh, 2)
-	dst = appendOptFloat(dst, `,"course_deg":`, f.CourseDeg, 1)
-	dst = appendOptFloat(dst, `,"alt_m":`, f.AltM, 1)
+	dst = appendTS(dst, f.Time)
+	dst = append(dst, '"')
+	dst = appendOptFloat(dst, `,"lat":`, f.Lat, 7)
+	dst = appendOptFloat(dst, `,"lon":`, f.Lon, 7)
+	dst = appendOptFloat(dst, `,"kmh":`, f.SpeedKmh, 2)
+	dst = appendOptFloat(dst, `,"cog":`, f.CourseDeg, 1)
+	dst = appendOptFloat(dst, `,"alt":`, f.AltM, 1)
 	dst = append(dst, `,"fix":`...)
 	dst = strconv.AppendInt(dst, int64(f.Quality), 10)
 	if f.Sats >= 0 {
@@ -54,14 +59,14 @@ func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time)
 	dst = appendOptFloat(dst, `,"hdop":`, f.HDOP, 2)
 	if f.DateSource != "" && f.DateSource != nmea.DateRMC {
 		// Only the uncommon sources are written: most receivers date every epoch with RMC.
-		dst = append(dst, `,"date_src":"`...)
+		dst = append(dst, `,"src":"`...)
 		dst = append(dst, f.DateSource...)
 		dst = append(dst, '"')
 	}
 	if !rx.IsZero() {
-		dst = append(dst, `,"rx":"`...)
-		dst = rx.UTC().AppendFormat(dst, timeLayout)
-		dst = append(dst, '"')
+		// Whole milliseconds after ts as written (both truncated), so ts + rx is the receive time to the ms.
+		dst = append(dst, `,"rx":`...)
+		dst = strconv.AppendInt(dst, rx.UnixMilli()-f.Time.UnixMilli(), 10)
 	}
 	return append(dst, '}')
 }
@@ -69,15 +74,30 @@ func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time)
 // timeLayout is RFC 3339 in UTC with milliseconds, as Redshift's TIMESTAMPTZ casts read it.
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
+// appendTS appends t as ts: RFC 3339 in UTC, with milliseconds unless they are zero, as they are for every epoch
+// of a 1 Hz receiver (4 B less a fix). Redshift's TIMESTAMPTZ cast and Go read both forms.
+func appendTS(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if t.Nanosecond()/1e6 == 0 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05Z")
+	}
+	return t.AppendFormat(dst, timeLayout)
+}
+
+// appendOptFloat appends key and v rounded to prec decimals, without trailing zeros (41.50 is 41.5); nothing if
+// v is unknown (NaN).
 func appendOptFloat(dst []byte, key string, v float64, prec int) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return dst
 	}
 	dst = append(dst, key...)
-	return strconv.AppendFloat(dst, v, 'f', prec, 64)
+	// The shortest form of the float nearest to a decimal of prec places has at most prec places.
+	p := math.Pow10(prec)
+	return strconv.AppendFloat(dst, math.Round(v*p)/p, 'f', -1, 64)
 }
 
-// Record is schema v1 decoded, for tests and for tools that read records back.
+// Record is a record decoded, of either schema version, for tests and for tools that read records back. Its JSON
+// form has schema v1's names.
 type Record struct {
 	V         int       `json:"v"`
 	TruckID   string    `json:"truck_id"`
@@ -93,4 +113,57 @@ type Record struct {
 	HDOP      *float64  `json:"hdop,omitempty"`
 	DateSrc   string    `json:"date_src,omitempty"`
 	RX        time.Time `json:"rx,omitzero"`
+}
+
+// recordV2 is a schema-v2 record as written.
+type recordV2 struct {
+	V     int       `json:"v"`
+	ID    string    `json:"id"`
+	Seq   uint64    `json:"seq"`
+	TS    time.Time `json:"ts"`
+	Lat   float64   `json:"lat"`
+	Lon   float64   `json:"lon"`
+	Kmh   *float64  `json:"kmh,omitempty"`
+	Cog   *float64  `json:"cog,omitempty"`
+	Alt   *float64  `json:"alt,omitempty"`
+	Fix   int       `json:"fix"`
+	Sats  *int      `json:"sats,omitempty"`
+	HDOP  *float64  `json:"hdop,omitempty"`
+	Src   string    `json:"src,omitempty"`
+	RXAft *int64    `json:"rx,omitempty"` // ms after ts
+}
+
+func (w recordV2) record() Record {
+	r := Record{V: w.V, TruckID: w.ID, Seq: w.Seq, TS: w.TS, Lat: w.Lat, Lon: w.Lon, SpeedKmh: w.Kmh, CourseDeg: w.Cog,
+		AltM: w.Alt, Fix: w.Fix, Sats: w.Sats, HDOP: w.HDOP, DateSrc: w.Src}
+	if w.RXAft != nil {
+		r.RX = w.TS.Add(time.Duration(*w.RXAft) * time.Millisecond)
+	}
+	return r
+}
+
+// parseRecord decodes one record as stored in the buffer: schema v2, or v1 written by an older agent.
+func parseRecord(data []byte) (Record, error) {
+	var head struct {
+		V   int    `json:"v"`
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return Record{}, fmt.Errorf("decode record: %w", err)
+	}
+	switch head.V {
+	case 1:
+		var r Record
+		if err := json.Unmarshal(data, &r); err != nil {
+			return Record{}, fmt.Errorf("decode record %d: %w", head.Seq, err)
+		}
+		return r, nil
+	case SchemaVersion:
+		var w recordV2
+		if err := json.Unmarshal(data, &w); err != nil {
+			return Record{}, fmt.Errorf("decode record %d: %w", head.Seq, err)
+		}
+		return w.record(), nil
+	}
+	return Record{}, fmt.Errorf("decode record %d: schema version %d, want 1 or %d", head.Seq, head.V, SchemaVersion)
 }

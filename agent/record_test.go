@@ -4,24 +4,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/fleetedge/gps-agent/nmea"
 )
 
-// decodeRecord parses a schema-v1 record strictly: unknown fields and a wrong version are errors.
+// decodeRecord parses a record of the current schema strictly: unknown fields and a wrong version are errors.
 func decodeRecord(data []byte) (Record, error) {
-	var r Record
+	var w recordV2
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, err
+	if err := dec.Decode(&w); err != nil {
+		return Record{}, err
 	}
-	if r.V != SchemaVersion {
-		return r, &json.UnsupportedValueError{Str: "v"}
+	if w.V != SchemaVersion {
+		return Record{}, &json.UnsupportedValueError{Str: "v"}
 	}
-	return r, nil
+	return w.record(), nil
 }
 
 func TestEncodeRecord(t *testing.T) {
@@ -37,17 +38,23 @@ func TestEncodeRecord(t *testing.T) {
 			name: "full fix",
 			fix:  nmea.Fix{Time: ts, Lat: 48.1173, Lon: -11.5166667, SpeedKmh: 41.4848, CourseDeg: 84.4, AltM: 545.4, Quality: 1, Sats: 8, HDOP: 0.9, DateSource: nmea.DateRMC},
 			rx:   rx,
-			want: `{"v":1,"truck_id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":48.1173000,"lon":-11.5166667,"speed_kmh":41.48,"course_deg":84.4,"alt_m":545.4,"fix":1,"sats":8,"hdop":0.90,"rx":"2026-11-25T15:52:14.550Z"}`,
+			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":48.1173,"lon":-11.5166667,"kmh":41.48,"cog":84.4,"alt":545.4,"fix":1,"sats":8,"hdop":0.9,"rx":300}`,
 		},
 		{
 			name: "date carried from an earlier epoch",
 			fix:  nmea.Fix{Time: ts, Lat: 1, Lon: 2, SpeedKmh: math.NaN(), CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 1, Sats: -1, HDOP: math.NaN(), DateSource: nmea.DateCarried},
-			want: `{"v":1,"truck_id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":1.0000000,"lon":2.0000000,"fix":1,"date_src":"carried"}`,
+			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":1,"lon":2,"fix":1,"src":"carried"}`,
+		},
+		{
+			name: "whole second: no milliseconds in ts",
+			fix:  nmea.Fix{Time: ts.Truncate(time.Second), Lat: 48.1, Lon: 11.5, SpeedKmh: 0, CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 1, Sats: 4, HDOP: math.NaN()},
+			rx:   ts.Truncate(time.Second).Add(-20 * time.Millisecond),
+			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14Z","lat":48.1,"lon":11.5,"kmh":0,"fix":1,"sats":4,"rx":-20}`,
 		},
 		{
 			name: "unknowns omitted",
 			fix:  nmea.Fix{Time: ts, Lat: -33.5, Lon: 151.25, SpeedKmh: math.NaN(), CourseDeg: math.NaN(), AltM: math.NaN(), Quality: 2, Sats: -1, HDOP: math.NaN()},
-			want: `{"v":1,"truck_id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":-33.5000000,"lon":151.2500000,"fix":2}`,
+			want: `{"v":2,"id":"TRK-7","seq":42,"ts":"2026-11-25T15:52:14.250Z","lat":-33.5,"lon":151.25,"fix":2}`,
 		},
 	}
 	enc := newRecordEncoder("TRK-7")
@@ -60,12 +67,46 @@ func TestEncodeRecord(t *testing.T) {
 			checkSchema(t, got)
 			r, err := decodeRecord(got)
 			if err != nil {
-				t.Fatalf("record does not parse as schema v1: %v", err)
+				t.Fatalf("record does not parse as schema v%d: %v", SchemaVersion, err)
 			}
-			if r.Seq != 42 || !r.TS.Equal(tt.fix.Time) || r.TruckID != "TRK-7" {
+			if r.Seq != 42 || !r.TS.Equal(tt.fix.Time) || r.TruckID != "TRK-7" || !r.RX.Equal(tt.rx) {
 				t.Errorf("decoded %+v", r)
 			}
+			if p, err := parseRecord(got); err != nil || !reflect.DeepEqual(p, r) {
+				t.Errorf("parseRecord = %+v, %v; want %+v", p, err, r)
+			}
 		})
+	}
+}
+
+// A v2 record carries what a v1 record did, in fewer bytes; parseRecord reads both (a buffer written by an older
+// agent holds v1 records until they are sent).
+func TestRecordV2AgainstV1(t *testing.T) {
+	v1 := `{"v":1,"truck_id":"TRK-0042","seq":1812,"ts":"2026-11-25T15:52:14.000Z","lat":53.5438900,"lon":9.9909060,` +
+		`"speed_kmh":28.70,"course_deg":152.3,"alt_m":12.4,"fix":1,"sats":9,"hdop":0.90,"rx":"2026-11-25T15:52:14.310Z"}`
+	ts := time.Date(2026, 11, 25, 15, 52, 14, 0, time.UTC)
+	f := nmea.Fix{Time: ts, Lat: 53.54389, Lon: 9.990906, SpeedKmh: 28.7, CourseDeg: 152.3, AltM: 12.4, Quality: 1, Sats: 9,
+		HDOP: 0.9, DateSource: nmea.DateRMC}
+	v2 := newRecordEncoder("TRK-0042").encode(nil, 1812, f, ts.Add(310*time.Millisecond))
+	checkSchema(t, v2)
+	old, err := parseRecord([]byte(v1))
+	if err != nil {
+		t.Fatalf("parse v1: %v", err)
+	}
+	cur, err := parseRecord(v2)
+	if err != nil {
+		t.Fatalf("parse v2: %v", err)
+	}
+	old.V, cur.V = 0, 0
+	if !reflect.DeepEqual(old, cur) {
+		t.Errorf("v1 reads as %+v\nv2 reads as %+v", old, cur)
+	}
+	t.Logf("v1 %d B, v2 %d B: %s", len(v1), len(v2), v2)
+	if saved := len(v1) - len(v2); saved < 45 {
+		t.Errorf("v2 saves %d B of %d, want >= 45", saved, len(v1))
+	}
+	if _, err := parseRecord([]byte(`{"v":3,"seq":1}`)); err == nil {
+		t.Errorf("parseRecord reads schema v3")
 	}
 }
 

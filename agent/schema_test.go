@@ -37,15 +37,16 @@ func checkSchema(t testing.TB, data []byte) {
 
 // The schema is strict enough to catch a broken record.
 func TestSchemaRejects(t *testing.T) {
-	good := `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`
+	good := `{"v":2,"id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`
 	checkSchema(t, []byte(good))
 	for name, bad := range map[string]string{
-		"unknown field":  `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1,"x":1}`,
-		"no seq":         `{"v":1,"truck_id":"T-1","ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
-		"lat range":      `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":91,"lon":11.5,"fix":1}`,
-		"ts format":      `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25 15:52:14","lat":48.1,"lon":11.5,"fix":1}`,
-		"version":        `{"v":2,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
-		"no-fix quality": `{"v":1,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":0}`,
+		"unknown field":  `{"v":2,"id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1,"x":1}`,
+		"no seq":         `{"v":2,"id":"T-1","ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
+		"lat range":      `{"v":2,"id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":91,"lon":11.5,"fix":1}`,
+		"ts format":      `{"v":2,"id":"T-1","seq":3,"ts":"2026-11-25 15:52:14","lat":48.1,"lon":11.5,"fix":1}`,
+		"version":        `{"v":3,"id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
+		"v1 name in v2":  `{"v":2,"truck_id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":1}`,
+		"no-fix quality": `{"v":2,"id":"T-1","seq":3,"ts":"2026-11-25T15:52:14.250Z","lat":48.1,"lon":11.5,"fix":0}`,
 	} {
 		v, _ := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(bad)))
 		if schema.Validate(v) == nil {

@@ -201,12 +201,16 @@ func TestFieldToolsAgainstAgent(t *testing.T) {
 // parseFixesOutputAny parses `fixes --format json` of any truck.
 func parseFixesOutputAny(t *testing.T, out string) []uint64 {
 	t.Helper()
-	var recs []Record
-	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+	var raws []json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raws); err != nil {
 		t.Fatalf("fixes --format json: %v\n%s", err, out)
 	}
-	seqs := make([]uint64, len(recs))
-	for i, r := range recs {
+	seqs := make([]uint64, len(raws))
+	for i, raw := range raws {
+		r, err := parseRecord(raw) // the records as stored, of either schema version
+		if err != nil {
+			t.Fatalf("fixes --format json: %v\n%s", err, raw)
+		}
 		seqs[i] = r.Seq
 	}
 	return seqs

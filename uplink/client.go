@@ -35,6 +35,9 @@ type ClientConfig struct {
 	// sdkHeaders keeps the SDK's telemetry headers (for measuring what
 	// trimming saves).
 	sdkHeaders bool
+	// jsonBody sends PutRecords as JSON, as the SDK does, instead of CBOR
+	// (for measuring what CBOR saves).
+	jsonBody bool
 	// env replaces the process environment and home directory (tests).
 	env credsEnv
 	// stsEndpoint overrides the STS endpoint of web identity (tests).
@@ -66,15 +69,12 @@ const (
 	idleConnTimeout = 30 * time.Second
 	// keepAlive probes detect half-open connections after a cell handover.
 	keepAlive = 15 * time.Second
-	// pingAfter is how long an HTTP/2 connection may receive nothing before
-	// it is probed with a PING, and pingTimeout how long the PONG may take
-	// before the connection is closed, failing its calls. Any frame resets
-	// the wait (a reply, or the server's flow-control updates while a large
-	// body uploads), so a healthy busy connection is never probed, and an
-	// idle one costs a ~40 B exchange every pingAfter until idleConnTimeout
-	// retires it. A dead one is noticed within pingAfter+pingTimeout.
-	pingAfter   = 4 * time.Second
-	pingTimeout = 4 * time.Second
+	// sessionCacheSize: TLS sessions kept for resumption, one per endpoint
+	// host and a few spare.
+	sessionCacheSize = 4
+	// No HTTP/2 pings: a dead connection is noticed by the silence of the
+	// server while a call is outstanding (replySilence, wire.go), for no
+	// bytes, where pings cost ~80 B each on every idle gap over 4 s.
 )
 
 // NewClient builds a Kinesis client for a gateway.
@@ -109,8 +109,9 @@ const (
 // given this client reports them in Stats (BytesMeasured). Headers Kinesis
 // does not need (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id,
 // Amz-Sdk-Request, Accept-Encoding) are removed before signing: about 300 B
-// per call on a metered link. Replies are small JSON, so asking for gzip
-// saves nothing.
+// per call on a metered link. Replies are small, so asking for gzip saves
+// nothing. PutRecords goes as CBOR rather than JSON (cborPut): record bytes
+// raw, not base64.
 //
 // The SDK's own retryer is limited to one attempt: the Uplink retries every
 // failure itself, forever, with backoff capped at Config.MaxBackoff and with
@@ -148,6 +149,9 @@ func NewClient(ctx context.Context, cc ClientConfig) (*kinesis.Client, error) {
 		if !cc.sdkHeaders {
 			o.APIOptions = append(o.APIOptions, addTrimHeaders)
 		}
+		if !cc.jsonBody {
+			o.Protocol = newCBORPut(o.Protocol)
+		}
 	}), nil
 }
 
@@ -177,21 +181,24 @@ type httpClient struct {
 }
 
 // Do sends req. A call that got no reply (a timeout, a reset, a connection
-// closed by a failed ping) drops every pooled connection, so the next call
+// closed for its silence) drops every pooled connection, so the next call
 // dials afresh instead of waiting on a connection that may be dead: a
 // request that times out does not by itself retire its connection, and on
 // HTTP/2 every call shares that one connection.
 func (c *httpClient) Do(req *http.Request) (*http.Response, error) {
+	end := c.wire.begin()
 	resp, err := c.Client.Do(req)
 	if err != nil {
+		end()
 		c.CloseIdleConnections()
+		return resp, err
 	}
-	return resp, err
+	resp.Body = &endOnClose{ReadCloser: resp.Body, end: end}
+	return resp, nil
 }
 
 // newHTTPClient builds the transport: proxy from the environment, cellular
-// timeouts, HTTP/2 health checks, connections counted by w, roots (nil: the
-// system's). Redirects are not followed: Kinesis sends none.
+// timeouts, connections counted and watched by w, roots (nil: the system's). Redirects are not followed: Kinesis sends none.
 func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	tr := &http.Transport{
@@ -199,9 +206,12 @@ func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 		DialContext: w.dial(d),
 		// A custom DialContext turns HTTP/2 off unless forced; where the
 		// endpoint offers it, HPACK sends repeated headers as a few bytes.
-		ForceAttemptHTTP2:     true,
-		HTTP2:                 &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		ForceAttemptHTTP2: true,
+		// A session cache lets a new connection resume the last TLS session:
+		// no certificate chain again, 2-4 KB less on every reconnect after an
+		// outage or an idle close.
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots,
+			ClientSessionCache: tls.NewLRUClientSessionCache(sessionCacheSize)},
 		TLSHandshakeTimeout:   tlsTimeout,
 		ResponseHeaderTimeout: responseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,

@@ -58,9 +58,11 @@ type Config struct {
 	// permanent error (stream not found, access denied). Default 30 s.
 	MaxBackoff time.Duration
 	// Linger is how long to wait after the first record arrives before
-	// sending, so that records can share a call and its ~700 B of HTTP
-	// headers. Default 0: send each record the moment it exists, which is
-	// the freshest but costs the most bytes per record.
+	// sending, so that records can share a call and its ~470 B of fixed cost
+	// at the TLS socket (signed request headers, the reply's request IDs,
+	// framing). Default 0: send each record the moment it exists, which is
+	// the freshest but costs the most bytes per record: at 1 Hz about 830 B
+	// a fix, against 355 B with 10 s (TestBenchTLSBytesPerFix).
 	Linger time.Duration
 	// BackfillShare is the share of one shard's write limit the backlog may
 	// use: Kinesis accepts at most 1,000 records/s and 1 MiB/s per shard

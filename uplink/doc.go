@@ -59,14 +59,31 @@
 // # Bytes on the wire
 //
 // [NewClient] counts every byte its connections write and read (request and
-// status lines, headers, bodies, TLS), and [Uplink.Stats] reports them
-// ([Stats].BytesMeasured); with any other [API] the counters are estimates.
-// It removes request headers Kinesis does not need before signing
-// (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id, Amz-Sdk-Request)
-// and does not ask for gzip (replies are tiny): about 255 B less per call,
-// measured against kinesis-mock (984 -> 729 B sent per one-record call).
-// At 1 Hz a fix then costs about 1.2 kB with linger 0 and 0.5 kB with a
-// 10 s linger, sent plus received, over plain HTTP to kinesalite.
+// status lines, headers, bodies, TLS records and handshakes), and
+// [Uplink.Stats] reports them ([Stats].BytesMeasured); with any other [API]
+// the counters are estimates. What it does to pay less:
+//   - PutRecords goes as CBOR (application/x-amz-cbor-1.1): record bytes
+//     raw instead of base64 inside JSON (cborPut).
+//   - Request headers Kinesis does not need are removed before signing
+//     (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id, Amz-Sdk-Request),
+//     and gzip is not asked for.
+//   - HTTP/2 (offered by AWS endpoints through ALPN): HPACK sends repeated
+//     headers as a few bytes. No HTTP/2 pings: a dead connection is noticed
+//     by its silence while a call waits on it (replySilence), an idle one
+//     costs nothing.
+//   - TLS sessions are resumed on reconnect: no certificate chain again.
+//
+// Measured at the TLS socket through the link emulator (TLS 1.3, h2, a
+// stand-in answering with Kinesis' request IDs and 56-digit sequence
+// numbers), both ways, the handshake spread over 120 s: at 1 Hz a fix costs
+// about 870 B with linger 0 and 390 B with a 10 s linger (830 B and 355 B on
+// a connection that stays open); a new connection about 5 KB, a resumed one
+// about 4.4 KB with its first call. TCP/IP headers are not counted: about
+// 52 B a packet (IPv4 20, TCP 20, timestamps 12), and the client's socket
+// counted 4.6 packets a one-fix call both ways (ss segs_out + segs_in: the
+// request's HEADERS and DATA records go out separately, the reply, ACKs),
+// so about +240 B a fix at linger 0 and, at ~7 packets a 10-fix call, +36 B
+// at 10 s.
 //
 // # Client
 //

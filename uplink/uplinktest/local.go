@@ -56,6 +56,24 @@ func StartKinesisMock(t testing.TB, stream string, shards int) *Local {
 	return l
 }
 
+// kinesaliteCBOR makes kinesalite store the records of a CBOR put as it
+// stores those of a JSON put. It decodes a CBOR record's Data to a Node
+// Buffer and keeps it in a JSON-encoded database, where a Buffer becomes
+// {"type":"Buffer","data":[...]}: the put is acknowledged, but GetRecords
+// then returns an object where the SDK expects base64. Converted to base64
+// before the action runs, the record reads back byte for byte.
+const kinesaliteCBOR = `
+for (const action of ['putRecords', 'putRecord']) {
+  const path = require.resolve(process.cwd() + '/actions/' + action)
+  const run = require(path)
+  const base64 = r => { if (r && Buffer.isBuffer(r.Data)) r.Data = r.Data.toString('base64') }
+  require.cache[path].exports = function (store, data, cb) {
+    if (Array.isArray(data.Records)) data.Records.forEach(base64); else base64(data)
+    return run(store, data, cb)
+  }
+}
+`
+
 // StartKinesalite starts kinesalite, creates stream with shards shards and
 // waits until it is ACTIVE. It is killed on test cleanup.
 func StartKinesalite(t testing.TB, stream string, shards int) *Local {
@@ -116,7 +134,11 @@ func (l *Local) Start() {
 			"SHOULD_PERSIST_DATA=false",
 		)
 	default:
-		cmd = exec.Command("node", "cli.js", "--port", strconv.Itoa(l.port), "--createStreamMs", "0")
+		preload := filepath.Join(l.t.TempDir(), "kinesalite-cbor.js")
+		if err := os.WriteFile(preload, []byte(kinesaliteCBOR), 0o644); err != nil {
+			l.t.Fatalf("start %s: %v", l.kind, err)
+		}
+		cmd = exec.Command("node", "--require", preload, "cli.js", "--port", strconv.Itoa(l.port), "--createStreamMs", "0")
 	}
 	cmd.Dir = l.dir
 	cmd.Stdout = logf

@@ -177,7 +177,7 @@ func StartProxy(target string, o ProxyOptions) (*Proxy, error) {
 
 func newProxy(target string, seed uint64) *Proxy {
 	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
-	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serveCBOR))
 	// Handshakes a black hole or a client's timeout cut short are the point
 	// of the tests, not news.
 	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
