@@ -168,8 +168,8 @@ func TestWireBandwidth(t *testing.T) {
 			// took their serialisation time.
 			got := float64(size-segSize) * 8 / span[1].Sub(span[0]).Seconds()
 			t.Logf("%d bytes at %.3f Mbit/s, configured %.3f", size, got/1e6, float64(rate)/1e6)
-			if got > float64(rate)*1.03 || got < float64(rate)*0.90 {
-				t.Errorf("throughput %.0f bit/s, want %d within +3 %% / -10 %%", got, rate)
+			if got > float64(rate)*1.05 || got < float64(rate)*0.90 {
+				t.Errorf("throughput %.0f bit/s, want %d within +5 %% / -10 %% (a late first byte shortens the span)", got, rate)
 			}
 			// The meter counts a write once it returns, maybe just after
 			// the far end read the bytes.
