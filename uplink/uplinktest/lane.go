@@ -56,12 +56,13 @@ type lane struct {
 	total       *atomic.Int64
 	countOnRead bool
 	silent      *atomic.Bool // a black hole swallowed the connection
-	// handshake is added to the first segment's delay: the round trip of
-	// the TCP handshake, which the kernel completed at once. The first
-	// bytes arrive when they would have after a real connect.
-	handshake time.Duration
-	done      <-chan struct{}
-	q         chan segment
+	// start is when the link begins to read src: the end of the TCP
+	// handshake's round trip, which the kernel completed at once. Bytes
+	// sent before it wait in the sender's socket, and arrive when they
+	// would have after a real connect.
+	start time.Time
+	done  <-chan struct{}
+	q     chan segment
 }
 
 // read feeds the delay line until src ends or fails; it waits only while
@@ -70,6 +71,9 @@ type lane struct {
 // end at all once the connection is silent.
 func (l *lane) read() error {
 	defer close(l.q)
+	if !wait(time.Until(l.start), l.done) {
+		return nil
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := l.src.Read(buf)
@@ -113,7 +117,6 @@ func (l *lane) queue(b []byte) bool {
 		}
 		now := time.Now()
 		arrive, backlog := l.link.reserve(len(seg), now, delay, bps)
-		arrive, l.handshake = arrive.Add(l.handshake), 0
 		select {
 		case l.q <- segment{b: seg, arrive: arrive}:
 		case <-l.done:

@@ -62,7 +62,7 @@ func (c *wireConn) serve(w *Wire) {
 	}
 	lanes := []*lane{
 		{src: c.client, dst: up, link: &w.up, shape: w.shape(true), client: &c.up, total: &w.upBytes, countOnRead: true,
-			handshake: w.Profile().RTT()},
+			start: c.opened.Add(w.Profile().RTT())},
 		{src: up, dst: c.client, link: &w.down, shape: w.shape(false), client: &c.down, total: &w.dnBytes},
 	}
 	var wg sync.WaitGroup
