@@ -12,6 +12,9 @@ declare -A want=(
   [socat]=socat
   [qemu-arm-static]=qemu-user-static
   [systemd-analyze]=systemd
+  # the link emulator's kernel black hole (uplink/uplinktest NetNS): a network namespace and a DROP rule
+  [ip]=iproute2
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!want[@]}"; do

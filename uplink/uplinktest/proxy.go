@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -15,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,29 +117,65 @@ type bucket struct {
 // injecting no faults until Set. It is closed on test cleanup.
 func NewProxy(t testing.TB, target string, seed uint64) *Proxy {
 	t.Helper()
-	p := newProxy(t, target, seed)
-	p.srv.Start()
-	p.URL = p.srv.URL
+	p, err := StartProxy(target, ProxyOptions{Seed: seed})
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	t.Cleanup(p.Close)
 	return p
 }
 
 // NewTLSProxy is NewProxy terminating TLS and offering HTTP/2 by ALPN, as
-// AWS endpoints do; its certificate (for 127.0.0.1) is in CAFile.
+// AWS endpoints do; the CA of its certificate (for 127.0.0.1) is in CAFile.
 func NewTLSProxy(t testing.TB, target string, seed uint64) *Proxy {
 	t.Helper()
-	p := newProxy(t, target, seed)
-	p.srv.EnableHTTP2 = true
-	p.srv.StartTLS()
-	p.URL = p.srv.URL
-	p.CAFile = filepath.Join(t.TempDir(), "proxy-ca.pem")
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
-	if err := os.WriteFile(p.CAFile, cert, 0o644); err != nil {
+	p, err := StartProxy(target, ProxyOptions{Seed: seed, CAFile: filepath.Join(t.TempDir(), "proxy-ca.pem")})
+	if err != nil {
 		t.Fatalf("tls proxy: %v", err)
 	}
+	t.Cleanup(p.Close)
 	return p
 }
 
-func newProxy(t testing.TB, target string, seed uint64) *Proxy {
+// ProxyOptions configures StartProxy.
+type ProxyOptions struct {
+	// Seed seeds the draws of Faults' shares, so a run is repeatable.
+	Seed uint64
+	// CAFile, if set, makes the proxy terminate TLS (HTTP/2 offered by
+	// ALPN) with a certificate chain like an AWS endpoint's, and is where
+	// the CA to trust is written (AWS_CA_BUNDLE).
+	CAFile string
+	// Hosts are more names or IP addresses for the certificate, beyond
+	// 127.0.0.1 and kinesis.us-east-1.amazonaws.com.
+	Hosts []string
+}
+
+// StartProxy starts a proxy to target (an http:// endpoint) on 127.0.0.1
+// injecting no faults until Set; for programs, where tests use NewProxy or
+// NewTLSProxy. The caller must Close it.
+func StartProxy(target string, o ProxyOptions) (*Proxy, error) {
+	p := newProxy(target, o.Seed)
+	if o.CAFile == "" {
+		p.srv.Start()
+		p.URL = p.srv.URL
+		return p, nil
+	}
+	cfg, ca, err := serverTLS(o.Hosts...)
+	if err != nil {
+		return nil, fmt.Errorf("start proxy: %w", err)
+	}
+	if err := os.WriteFile(o.CAFile, ca, 0o644); err != nil {
+		return nil, fmt.Errorf("start proxy: %w", err)
+	}
+	p.srv.TLS = cfg
+	p.srv.EnableHTTP2 = true
+	p.srv.StartTLS()
+	p.URL = p.srv.URL
+	p.CAFile = o.CAFile
+	return p, nil
+}
+
+func newProxy(target string, seed uint64) *Proxy {
 	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
 	// Handshakes a black hole or a client's timeout cut short are the point
@@ -147,13 +183,15 @@ func newProxy(t testing.TB, target string, seed uint64) *Proxy {
 	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	p.ln = newHoleListener(p.srv.Listener, &p.hole)
 	p.srv.Listener = p.ln
-	t.Cleanup(func() {
-		// Handlers may wait for bodies a black hole swallowed: close their
-		// connections first, or Close waits for them for ever.
-		p.srv.CloseClientConnections()
-		p.srv.Close()
-	})
 	return p
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() {
+	// Handlers may wait for bodies a black hole swallowed: close their
+	// connections first, or Close waits for them for ever.
+	p.srv.CloseClientConnections()
+	p.srv.Close()
 }
 
 // Set replaces the faults injected from the next request on.
@@ -338,10 +376,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for k, v := range resp.Header {
-		if k != "Content-Length" {
-			w.Header()[k] = v
-		}
+	copyReplyHeader(w, resp.Header)
+	if resp.StatusCode == http.StatusOK && strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		reply = dropNulls(reply)
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(reply)
@@ -401,11 +438,14 @@ func (p *Proxy) rate(stream string, perSecond, n int) int {
 
 func writeReply(w http.ResponseWriter, rep putRecordsReply) {
 	b, _ := json.Marshal(rep)
+	b = dropNulls(b) // kinesis-mock's entries, merged in
+	setRequestIDs(w.Header())
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	_, _ = w.Write(b)
 }
 
 func awsError(w http.ResponseWriter, status int, code, msg string) {
+	setRequestIDs(w.Header())
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-ErrorType", code)
 	w.WriteHeader(status)
