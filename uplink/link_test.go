@@ -94,7 +94,7 @@ func TestProbesWhileDown(t *testing.T) {
 				}
 				back := time.Since(link.api.start)
 				link.set("")
-				for i := range 5 {
+				for i := range int((probeEveryLong + 3*time.Second) / time.Second) {
 					q.add(fmt.Sprint("after", i))
 					time.Sleep(time.Second)
 				}
@@ -221,6 +221,7 @@ func TestBackfillCallsSizedToLink(t *testing.T) {
 			q.add(true, fixRecord(5000+i))
 			time.Sleep(time.Second)
 		}
+		time.Sleep(3 * time.Second) // the last fix's call
 		synctest.Wait()
 		lat, unacked := q.latencies()
 		if unacked > 0 {
