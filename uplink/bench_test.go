@@ -107,6 +107,9 @@ func benchLiveFirst(t *testing.T, kind uplinktest.Outage) {
 	d.Note = fmt.Sprintf("%.0f records/s over the first minute after the return; the link carries ~100/s of these records at 256 kbit/s", r.drainRate)
 	benchfig.Record(t, d)
 	benchfig.Record(t, benchfig.AtMost(name+": duplicates", 100*r.dupShare(), "%", 2))
+	w := benchfig.Reference(name+": bytes on the link during the outage", float64(r.downBytes), "B")
+	w.Note = "TLS bytes both ways at the client's sockets while the link was down; TCP/IP headers (a SYN is 60 B) not counted"
+	benchfig.Record(t, w)
 	if r.noticed < 0 || r.live == 0 {
 		t.Errorf("nothing delivered after the return: %v", r)
 	}

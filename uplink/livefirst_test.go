@@ -38,6 +38,7 @@ type outageResult struct {
 	fixes         int           // records queued in all
 	stats         Stats
 	kernelHole    bool
+	downBytes     int64 // bytes both ways at the client's sockets while the link was down (TLS included)
 }
 
 func (r outageResult) dupShare() float64 {
@@ -53,10 +54,10 @@ func (r outageResult) String() string {
 		drained = r.drained.Round(time.Millisecond).String()
 	}
 	return fmt.Sprintf("noticed %v; %d live fixes after the return: p50 %v p99 %v max %v (%d unacked); backlog %d acked at %.0f/s, drained %s; "+
-		"%d stored, %d distinct of %d, dups %.2f%%; calls %d, retries %d, errors %v",
+		"%d stored, %d distinct of %d, dups %.2f%%; calls %d, retries %d, errors %v; %d B on the link while down",
 		r.noticed.Round(time.Millisecond), r.live, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond), r.unacked,
 		r.backlogAcked, r.drainRate, drained, r.stored, r.distinct, r.fixes, 100*r.dupShare(),
-		r.stats.Calls, r.stats.Retries, r.stats.CallErrors)
+		r.stats.Calls, r.stats.Retries, r.stats.CallErrors, r.downBytes)
 }
 
 // run drives the outage and measures.
@@ -103,18 +104,20 @@ func (o outageRun) run(t *testing.T) outageResult {
 
 	time.Sleep(3 * time.Second) // the link up, a connection warm
 	link.MustOutage(t, o.kind)
+	m0 := link.Meter()
 	recs := make([][]byte, o.backlog)
 	for i := range recs {
 		recs[i] = fixRecord(i)
 	}
 	first := q.addOld(recs...) - uint64(o.backlog) + 1
 	time.Sleep(o.outage)
+	m1 := link.Meter()
 	link.MustOutage(t, uplinktest.NoOutage)
 	back := time.Now()
 
 	// Until the backlog and everything recorded meanwhile is acked, or the
 	// watch ends.
-	r := outageResult{drained: -1, kernelHole: link.NetNS != nil}
+	r := outageResult{drained: -1, kernelHole: link.NetNS != nil, downBytes: m1.Up + m1.Down - m0.Up - m0.Down}
 	deadline := time.NewTimer(o.watch)
 	defer deadline.Stop()
 	poll := time.NewTicker(100 * time.Millisecond)
