@@ -29,11 +29,12 @@ const (
 	// rate.
 	minTransfer = 5 * time.Millisecond
 	// probeTimeoutMin and probeTimeoutMax bound how long a probe of a
-	// down link may wait for its reply: four floors of a call (TCP, TLS,
-	// and the call's round trips on a fresh connection) plus half a
-	// second. A dial the probe gave up goes on in the background (the
-	// HTTP transport keeps dialling for the pool), so a link that is only
-	// slow still gets its connection, and the next probe uses it.
+	// down link may wait for its reply: three floors of a call (TCP, TLS,
+	// and the call's round trip on a fresh connection) plus 300 ms, 1.3 s
+	// at a 300 ms round trip. A dial the probe gave up goes on in the
+	// background (the HTTP transport keeps dialling for the pool), so a
+	// link that is only slow still gets its connection, and the next
+	// probe uses it at the cost of one round trip.
 	probeTimeoutMin     = time.Second
 	probeTimeoutMax     = 4 * time.Second
 	probeTimeoutUnknown = 2 * time.Second
@@ -118,5 +119,5 @@ func (m *linkMeter) probeTimeout() time.Duration {
 	if m.floorAt.IsZero() {
 		return probeTimeoutUnknown
 	}
-	return min(probeTimeoutMax, max(probeTimeoutMin, 4*m.floor+500*time.Millisecond))
+	return min(probeTimeoutMax, max(probeTimeoutMin, 3*m.floor+300*time.Millisecond))
 }
