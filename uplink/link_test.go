@@ -50,11 +50,11 @@ func (l *slowLink) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, 
 		out, err = nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	case "hole":
 		// Nothing answers: the call ends when its context does, or when
-		// the client's HTTP/2 ping notices the silence.
+		// the client notices the server's silence while it waits.
 		select {
 		case <-ctx.Done():
 			out, err = nil, fmt.Errorf("send request: %w", ctx.Err())
-		case <-time.After(pingAfter + pingTimeout):
+		case <-time.After(replySilence):
 			out, err = nil, errors.New("http2: client connection lost")
 		}
 	default:
@@ -117,9 +117,9 @@ func TestProbesWhileDown(t *testing.T) {
 						if gap < probeEvery-time.Millisecond {
 							t.Errorf("probes %v apart at %v, want at least %v", gap, c.at-start, probeEvery)
 						}
-					} else if c.at-start > probeSlowAfter+probeEveryLong+pingAfter+pingTimeout {
+					} else if c.at-start > probeSlowAfter+probeEveryLong+replySilence {
 						// (The first call into a black hole hangs until the
-						// client's ping gives up: the streak starts then.)
+						// client gives up on its silence: the streak starts then.)
 						late++
 						if gap < probeEveryLong-time.Millisecond {
 							t.Errorf("probes %v apart at %v down, want at least %v", gap, c.at-start, probeEveryLong)
