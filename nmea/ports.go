@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.bug.st/serial/enumerator"
@@ -18,6 +19,11 @@ type PortInfo struct {
 	SerialNumber string `json:"serial_number,omitempty"` // USB iSerial, when the device has one
 	Manufacturer string `json:"manufacturer,omitempty"`  // USB iManufacturer
 	Product      string `json:"product,omitempty"`       // USB iProduct, e.g. "u-blox GNSS receiver"
+	// Interface is the USB interface number, two hex digits (udev's ATTRS{bInterfaceNumber}): what tells the
+	// ports of one modem apart, since they share its USB ID.
+	Interface string `json:"interface,omitempty"`
+	Modem     string `json:"modem,omitempty"` // a known cellular modem's model (modem_ports.go)
+	Role      string `json:"role,omitempty"`  // on a known modem: RoleNMEA, RoleAT, RoleAT2 or RoleDiag
 }
 
 // ListPorts lists the machine's serial ports with their USB identity. On
@@ -30,8 +36,10 @@ func ListPorts() ([]PortInfo, error) {
 	}
 	out := make([]PortInfo, 0, len(list))
 	for _, p := range list {
-		out = append(out, PortInfo{Name: p.Name, USB: p.IsUSB, VID: p.VID, PID: p.PID,
-			SerialNumber: p.SerialNumber, Manufacturer: p.Manufacturer, Product: p.Product})
+		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID),
+			SerialNumber: p.SerialNumber, Manufacturer: p.Manufacturer, Product: p.Product}
+		identify(sysfsRoot, &pi)
+		out = append(out, pi)
 	}
 	slices.SortFunc(out, func(a, b PortInfo) int {
 		switch {
