@@ -8,11 +8,11 @@ import (
 
 // Port roles of a cellular modem's serial ports ([PortInfo.Role]).
 const (
-	RoleNMEA  = "nmea"  // the GNSS engine's NMEA: [receiver] device
-	RoleAT    = "at"    // the primary AT port: [receiver.at] device
-	RoleAT2   = "at2"   // a second AT port (often PPP's, or ModemManager's second)
-	RoleDiag  = "diag"  // Qualcomm's diagnostic port: never open it
-	sysfsRoot = "/sys"  // where Linux shows devices
+	RoleNMEA  = "nmea" // the GNSS engine's NMEA: [receiver] device
+	RoleAT    = "at"   // the primary AT port: [receiver.at] device
+	RoleAT2   = "at2"  // a second AT port (often PPP's, or ModemManager's second)
+	RoleDiag  = "diag" // Qualcomm's diagnostic port: never open it
+	sysfsRoot = "/sys" // where Linux shows devices
 )
 
 // modemLayout is which USB interface of a modem model is which port. All the
