@@ -94,24 +94,50 @@ func runChecks(ctx context.Context, cfgPath string, listen time.Duration) []verd
 		return vs
 	}
 	add(verdict{Check: "config", Result: pass, Detail: fmt.Sprintf("%s: truck %s, receiver %s, stream %s in %s", cfgPath,
-		cfg.TruckID, cfg.Receiver.Device, cfg.Kinesis.Stream, cfg.Kinesis.Region)})
+		cfg.TruckID, receiverName(cfg.Receiver), cfg.Kinesis.Stream, cfg.Kinesis.Region)})
 
 	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	st, derr := daemonStatus(sctx, cfg.StatusSocket)
 	cancel()
-	if derr == nil {
+	var running *fieldStatus
+	switch {
+	case derr == nil:
+		running = &st
 		add(checkRunningReceiver(cfg, st))
 		add(checkClockOffset(time.Duration(st.Agent.Clock.OffsetMs)*time.Millisecond, st.Agent.Receiver.Counters.Fixes > 0))
-	} else {
+		if cfg.Receiver.Gpsd != "" { // gpsd serves the daemon and check alike
+			v, _ := checkGpsd(ctx, cfg, listen)
+			add(v)
+		}
+	case cfg.Receiver.Gpsd != "":
 		if !errors.Is(derr, errNoDaemon) {
 			add(verdict{Check: "daemon", Result: warn, Detail: derr.Error()})
+		}
+		v, clock := checkGpsd(ctx, cfg, listen)
+		add(v)
+		add(clock)
+	default:
+		if !errors.Is(derr, errNoDaemon) {
+			add(verdict{Check: "daemon", Result: warn, Detail: derr.Error()})
+		}
+		// A modem's engine is silent until started: start it first, as the daemon does, or the listen hears nothing.
+		if cfg.Receiver.AT.Device != "" {
+			nmea.SendAT(ctx, *atConfig(cfg.Receiver.AT))
 		}
 		rx, clock := checkReceiver(ctx, cfg, listen)
 		add(rx)
 		add(clock)
 	}
-	if v, ok := checkServiceDevice(cfg.Receiver.Device, unitDirs); ok {
-		add(v)
+	if cfg.Receiver.AT.Device != "" {
+		add(checkATPort(ctx, cfg, running))
+	}
+	for _, dev := range []string{cfg.Receiver.Device, cfg.Receiver.AT.Device} {
+		if dev == "" {
+			continue
+		}
+		if v, ok := checkServiceDevice(dev, unitDirs); ok {
+			add(v)
+		}
 	}
 	add(checkBufferDir(cfg, derr == nil))
 	client, cred := checkCredentials(ctx, cfg)

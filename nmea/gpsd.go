@@ -1,6 +1,7 @@
 package nmea
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -163,4 +164,24 @@ func (r *Receiver) gpsdJSON(log *slog.Logger) func([]byte) {
 			log.Info("gpsd reads", "gpsd_devices", info.Devices, "gpsd_release", info.Release)
 		}
 	}
+}
+
+// ProbeGpsd connects to gpsd at addr, asks for NMEA and listens up to listen,
+// as Probe listens to a serial port: for `gps-agent check`. gpsd serves any
+// number of clients, so this works while the daemon reads it too. The error
+// is the connection's (gpsd not running, or it hung up); what gpsd said of
+// itself comes back either way.
+func ProbeGpsd(ctx context.Context, addr string, listen time.Duration) (ProbeResult, GpsdInfo, error) {
+	var info GpsdInfo
+	conn, err := dialGpsd(addr, func(line []byte) { info.apply(line) })
+	if err != nil {
+		return ProbeResult{Device: "gpsd " + addr, Sats: -1}, info, fmt.Errorf("probe: %w", err)
+	}
+	defer conn.Close()
+	res, err := listenFor(ctx, conn, listen)
+	res.Device = "gpsd " + addr
+	if err != nil {
+		return res, info, fmt.Errorf("probe gpsd %s: %w", addr, err)
+	}
+	return res, info, nil
 }

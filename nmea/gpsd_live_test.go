@@ -5,99 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetedge/gps-agent/internal/gpsdtest"
 )
-
-// liveGpsd is a real gpsd the test started on a device.
-type liveGpsd struct {
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// needGpsd skips where gpsd is not installed or the test runs under qemu.
-func needGpsd(t *testing.T) string {
-	t.Helper()
-	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
-		t.Skipf("under %s: gpsd is a host binary", q)
-	}
-	bin, err := exec.LookPath("gpsd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/gpsd"); serr != nil {
-			t.Skip("gpsd is not installed (make deps installs Debian's)")
-		}
-		bin = "/usr/sbin/gpsd"
-	}
-	return bin
-}
-
-// freePort returns a 127.0.0.1 port nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startGpsd runs gpsd in the foreground on device, listening on 127.0.0.1
-// port only (no -G), read-only on the device (-b: it sends the receiver
-// nothing), with its control socket in a temporary directory. It returns once
-// gpsd accepts connections; t's cleanup stops it by pid.
-func startGpsd(t *testing.T, bin string, port int, device string) *liveGpsd {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "gpsd.sock")
-	cmd := exec.Command(bin, "-N", "-n", "-b", "-S", strconv.Itoa(port), "-F", sock, device)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start gpsd: %v", err)
-	}
-	g := &liveGpsd{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(g.done) }()
-	t.Cleanup(g.stop)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(15 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", g.addr, time.Second); err == nil {
-			c.Close()
-			return g
-		}
-		select {
-		case <-g.done:
-			t.Fatalf("gpsd exited: %v", cmd.ProcessState)
-		case <-deadline:
-			t.Fatal("gpsd does not accept connections after 15 s")
-		case <-tick.C:
-		}
-	}
-}
-
-// stop ends gpsd by its pid and waits for it.
-func (g *liveGpsd) stop() {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.done
-	}
-}
 
 // tee writes the same simulated epochs to every pty master, paced at rate.
 func tee(ctx context.Context, sim *Simulator, rate float64, masters ...*os.File) {
@@ -166,17 +82,16 @@ func sameFix(a, b Fix) bool {
 // and through a real gpsd (on another pty with the same bytes) gives the same
 // fixes; and gpsd's replies before the NMEA are not counted as garbage.
 func TestGpsdSameFixesAsSerial(t *testing.T) {
-	bin := needGpsd(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	mGpsd, _ := ptyAt(t, filepath.Join(dir, "gpsd-side"))
 	mSerial, _ := ptyAt(t, filepath.Join(dir, "serial-side"))
-	g := startGpsd(t, bin, freePort(t), filepath.Join(dir, "gpsd-side"))
+	g := gpsdtest.Start(t, gpsdtest.FreePort(t), filepath.Join(dir, "gpsd-side"))
 
 	viaGpsd, viaSerial := newFixSet(), newFixSet()
 	cg, cs := new(Counters), new(Counters)
-	rg := &Receiver{Gpsd: g.addr, OnFix: viaGpsd.add, Counters: cg, Log: slog.New(newLogRecorder())}
+	rg := &Receiver{Gpsd: g.Addr, OnFix: viaGpsd.add, Counters: cg, Log: slog.New(newLogRecorder())}
 	rs := &Receiver{Device: filepath.Join(dir, "serial-side"), Baud: 9600, OnFix: viaSerial.add, Counters: cs,
 		Log: slog.New(newLogRecorder())}
 	startReceiver(t, ctx, rg)
@@ -218,12 +133,12 @@ func TestGpsdSameFixesAsSerial(t *testing.T) {
 // Run connects when it can, reconnects with backoff, and the link state says
 // what is going on meanwhile.
 func TestGpsdRestart(t *testing.T) {
-	bin := needGpsd(t)
+	gpsdtest.Binary(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	dev := filepath.Join(t.TempDir(), "gps0")
 	m, _ := ptyAt(t, dev)
-	port := freePort(t)
+	port := gpsdtest.FreePort(t)
 	fixes := newFixSet()
 	rec := newLogRecorder()
 	c := new(Counters)
@@ -237,13 +152,13 @@ func TestGpsdRestart(t *testing.T) {
 	if st := r.Link(); st.State != LinkUnavailable || st.LastError == "" {
 		t.Errorf("before gpsd: %+v", st)
 	}
-	g := startGpsd(t, bin, port, dev)
+	g := gpsdtest.Start(t, port, dev)
 	fixes.waitLen(ctx, t, 5, "gpsd up")
 
-	g.stop()
+	g.Stop()
 	waitState(ctx, t, r, LinkUnavailable)
 	n := fixes.len()
-	startGpsd(t, bin, port, dev)
+	gpsdtest.Start(t, port, dev)
 	fixes.waitLen(ctx, t, n+5, "gpsd restarted")
 	if st := r.Link(); st.State != LinkOpen {
 		t.Errorf("after the restart: %+v", st)
@@ -265,5 +180,24 @@ func waitState(ctx context.Context, t *testing.T, r *Receiver, want string) {
 			t.Fatalf("link state %+v, want %s", r.Link(), want)
 		case <-tick.C:
 		}
+	}
+}
+
+// TestProbeGpsd: check's probe hears NMEA and a fix through gpsd, names the
+// device gpsd reads, and fails on a port where no gpsd listens.
+func TestProbeGpsd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dev := filepath.Join(t.TempDir(), "gps0")
+	m, _ := ptyAt(t, dev)
+	g := gpsdtest.Start(t, gpsdtest.FreePort(t), dev)
+	go tee(ctx, &Simulator{Rate: 5, Seed: 3, Start: time.Now().UTC().Truncate(time.Second)}, 5, m)
+	res, info, err := ProbeGpsd(ctx, g.Addr, 5*time.Second)
+	if err != nil || !res.NMEA || res.LastFix == nil || len(info.Devices) != 1 || info.Devices[0] != dev || info.Release == "" {
+		t.Errorf("ProbeGpsd = %+v, %+v, %v", res, info, err)
+	}
+	g.Stop()
+	if _, _, err := ProbeGpsd(ctx, g.Addr, time.Second); err == nil || !strings.Contains(err.Error(), g.Addr) {
+		t.Errorf("no gpsd: err %v, want one naming %s", err, g.Addr)
 	}
 }
