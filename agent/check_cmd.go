@@ -158,19 +158,30 @@ func checkRunningReceiver(cfg Config, st fieldStatus) verdict {
 	rx := st.Agent.Receiver
 	v := verdict{Check: "receiver"}
 	last := rx.Counters.LastSentence
+	via := fmt.Sprintf("%s at %d baud", rx.Device, rx.Baud)
+	gpsd := rx.Link != nil && rx.Link.Source == "gpsd"
+	if gpsd {
+		via = rx.Device
+	}
 	switch {
 	case last.IsZero():
 		v.Result, v.Detail = fail, fmt.Sprintf("the daemon reads %s but no NMEA sentence arrived since it started", rx.Device)
 		v.Hint = "check receiver.baud (or set it to \"auto\") and the cable; `journalctl -u gps-agent` shows reopen attempts"
+		if gpsd {
+			v.Hint = "see the gpsd line; `journalctl -u gps-agent` shows reconnect attempts"
+		}
 	case st.Now.Sub(last) > 10*time.Second:
 		v.Result, v.Detail = fail, fmt.Sprintf("%s: last sentence %s", rx.Device, ago(st.Now, last))
 		v.Hint = "the receiver went quiet: unplugged, or lost power"
 	case rx.Counters.Fixes == 0:
-		v.Result, v.Detail = warn, fmt.Sprintf("%s at %d baud: sentences arrive (last %s) but no fix yet", rx.Device, rx.Baud, ago(st.Now, last))
+		v.Result, v.Detail = warn, fmt.Sprintf("%s: sentences arrive (last %s) but no fix yet", via, ago(st.Now, last))
 		v.Hint = "the antenna needs open sky; a cold start takes a minute or more"
 	default:
-		v.Result, v.Detail = pass, fmt.Sprintf("%s at %d baud (read by the running daemon): last sentence %s, %d fixes", rx.Device, rx.Baud,
+		v.Result, v.Detail = pass, fmt.Sprintf("%s (read by the running daemon): last sentence %s, %d fixes", via,
 			ago(st.Now, last), rx.Counters.Fixes)
+	}
+	if l := rx.Link; v.Result == fail && l != nil && l.State == nmea.LinkUnavailable {
+		v.Detail += fmt.Sprintf("; unavailable since %s: %s", ago(st.Now, l.Since), l.LastError)
 	}
 	return v
 }

@@ -54,8 +54,8 @@ func checkGpsd(ctx context.Context, cfg Config, listen time.Duration) (v, clock 
 }
 
 // checkATPort sends AT to the modem's AT port and expects OK: the port is there, is the AT port, and nobody else
-// reads its answers. It sends none of the init commands (check changes nothing), but says how the running
-// daemon's last ones went.
+// reads its answers. It sends only AT, and says how the running daemon's init commands went last. (Without a
+// daemon, runChecks sends the init commands before it listens to the NMEA port, as the daemon would.)
 func checkATPort(ctx context.Context, cfg Config, st *fieldStatus) verdict {
 	v := verdict{Check: "modem"}
 	dev := cfg.Receiver.AT.Device
