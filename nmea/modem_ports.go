@@ -75,10 +75,9 @@ func identify(root string, p *PortInfo) {
 	for _, m := range modemLayouts {
 		if m.vid == p.VID && m.pid == p.PID {
 			p.Modem = m.model
-			p.Role = m.roles[p.Interface]
-			return
 		}
 	}
+	p.Role = ModemRole(*p)
 }
 
 // sysAttr reads one sysfs attribute, "" when absent.
@@ -101,4 +100,14 @@ func IdentifyPort(p *PortInfo) {
 	identify(sysfsRoot, &q)
 	q.Name = p.Name
 	*p = q
+}
+
+// ModemRole is the role of interface p.Interface on the known modem p.VID:p.PID, "" when either is unknown.
+func ModemRole(p PortInfo) string {
+	for _, m := range modemLayouts {
+		if m.vid == p.VID && m.pid == p.PID {
+			return m.roles[p.Interface]
+		}
+	}
+	return ""
 }
