@@ -87,14 +87,6 @@ func checkATPort(ctx context.Context, cfg Config, st *fieldStatus) verdict {
 		v.Detail += "; the daemon has not sent its commands yet"
 		return v
 	}
-	var parts []string
-	for _, r := range a.Results {
-		answer := r.Final
-		if r.Error != "" {
-			answer = r.Error
-		}
-		parts = append(parts, r.Command+" -> "+answer)
-	}
-	v.Detail += fmt.Sprintf("; the daemon sent %s %s (%s)", strings.Join(parts, ", "), ago(st.Now, a.Sent), a.Why)
+	v.Detail += fmt.Sprintf("; the daemon sent %s %s (%s)", atAnswers(a), ago(st.Now, a.Sent), a.Why)
 	return v
 }

@@ -45,22 +45,9 @@ func TestCheckGpsd(t *testing.T) {
 // check's modem line: the AT port answers OK; a port that answers nothing (another program holds it) fails with
 // the ModemManager hint; a missing port fails naming it. The running daemon's last answers are shown.
 func TestCheckATPort(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("pseudo-terminals are Linux's")
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	m := &nmea.SimModem{Dir: t.TempDir(), Sim: nmea.Simulator{Rate: 1}}
-	ready := m.Ready()
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("modem: %v", err)
-		}
-	})
-	<-ready
+	m := startSimModem(t, 1)
 	cfg := DefaultConfig()
 	cfg.Receiver.AT = ATConfig{Device: m.ATPath(), Init: []string{"AT+QGPS=1"}}
 	st := &fieldStatus{Now: time.Now(), Agent: &Status{Receiver: ReceiverStatus{Link: &nmea.LinkState{AT: &nmea.ATState{
@@ -87,4 +74,29 @@ func TestCheckATPort(t *testing.T) {
 	if v = checkATPort(ctx, cfg, nil); v.Result != fail || !strings.Contains(v.Detail, "ttyUSB9") {
 		t.Errorf("missing port: %+v", v)
 	}
+}
+
+// startSimModem runs a simulated modem (NMEA at rate after AT+QGPS=1) until the test ends.
+func startSimModem(t *testing.T, rate float64) *nmea.SimModem {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("pseudo-terminals are Linux's")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &nmea.SimModem{Dir: t.TempDir(), Sim: nmea.Simulator{Rate: rate, Seed: 6}}
+	ready := m.Ready()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("modem: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("modem: %v", err)
+	}
+	return m
 }

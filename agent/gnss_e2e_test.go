@@ -4,9 +4,7 @@ package main
 // simulated modem, local Kinesis.
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"sort"
 	"strings"
@@ -145,18 +143,7 @@ func TestModemEndToEnd(t *testing.T) {
 	const stream = "modem"
 	testExecutable(t)
 	k := uplinktest.StartKinesisMock(t, stream, 1)
-	ctx, cancel := context.WithCancel(t.Context())
-	m := &nmea.SimModem{Dir: t.TempDir(), Sim: nmea.Simulator{Rate: 5, Seed: 6}}
-	ready := m.Ready()
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("modem: %v", err)
-		}
-	})
-	<-ready
+	m := startSimModem(t, 5)
 	cfg := receiverConfig(t, `device = "`+m.NMEAPath()+`"
 [receiver.at]
 device = "`+m.ATPath()+`"

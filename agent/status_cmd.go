@@ -238,20 +238,24 @@ func writeLink(line func(section, format string, args ...any), now time.Time, rx
 			line("modem", "AT port %s: no command sent yet", a.Device)
 			return
 		}
-		var parts []string
-		for _, r := range a.Results {
-			answer := r.Final
-			if r.Error != "" {
-				answer = r.Error
-			}
-			parts = append(parts, r.Command+" -> "+answer)
-		}
-		if a.Error != "" {
-			parts = append(parts, a.Error)
-		}
-		line("modem", "AT port %s: %s (sent %s, on %s; %d rounds)", a.Device, strings.Join(parts, ", "), ago(now, a.Sent),
-			a.Why, a.Rounds)
+		line("modem", "AT port %s: %s (sent %s, on %s; %d rounds)", a.Device, atAnswers(a), ago(now, a.Sent), a.Why, a.Rounds)
 	}
+}
+
+// atAnswers is a round of modem commands in a line: "AT+QGPS=1 -> +CME ERROR: 504".
+func atAnswers(a *nmea.ATState) string {
+	var parts []string
+	for _, r := range a.Results {
+		answer := r.Final
+		if r.Error != "" {
+			answer = r.Error
+		}
+		parts = append(parts, r.Command+" -> "+answer)
+	}
+	if a.Error != "" {
+		parts = append(parts, a.Error)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func optInt(p *int) string {
