@@ -89,6 +89,17 @@ func OpenPort(device string, baud int) (io.ReadCloser, error) {
 // Every SummaryEvery, if anything was dropped, one Warn line sums the
 // counters that grew (rate-limited: never a line per bad sentence).
 //
+// gpsd (Gpsd set): instead of the device, Run connects to gpsd, asks for the
+// receiver's NMEA and decodes it the same way, so the fixes are those of the
+// serial port; gpsd not running, or restarted, is a device that is not there:
+// reconnected with the same backoff. gpsd drops sentences with bad checksums
+// before relaying, so the counters differ from the serial port's.
+//
+// A modem's GNSS engine (AT set): its commands are sent on the modem's AT
+// port each time the device (or gpsd) is opened, and again every SilenceAfter
+// while the open device stays silent. [Receiver.Link] reports the source's
+// state and the modem's last answers.
+//
 // Fields must be set before Run and not changed while it runs. Run must not
 // be called twice at the same time on one Receiver.
 type Receiver struct {
