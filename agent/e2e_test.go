@@ -284,7 +284,7 @@ func waitFor(t *testing.T, agent *agentProc, k *uplinktest.Local, stream string,
 			return &a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; %d records arrived; missing seqs %v", timeout, what, len(a.bySeq), missingSeqs(&a))
+			t.Fatalf("timed out after %s waiting for %s; %d records arrived; missing seqs %s", timeout, what, len(a.bySeq), missingRanges(&a))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -403,6 +403,30 @@ func missingSeqs(a *arrived) []uint64 {
 		}
 	}
 	return miss
+}
+
+// missingRanges is missingSeqs as at most 20 ranges ("5-9 12 ..."), for a failure message: after unclean
+// restarts whole seq blocks (65,536 each) are skipped on purpose.
+func missingRanges(a *arrived) string {
+	var out []string
+	miss := missingSeqs(a)
+	for i := 0; i < len(miss); {
+		j := i
+		for j+1 < len(miss) && miss[j+1] == miss[j]+1 {
+			j++
+		}
+		if len(out) == 20 {
+			out = append(out, "...")
+			break
+		}
+		if j > i {
+			out = append(out, fmt.Sprintf("%d-%d", miss[i], miss[j]))
+		} else {
+			out = append(out, fmt.Sprint(miss[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(out, " ")
 }
 
 // complete reports whether seqs 1..n all arrived and the last is epoch.
