@@ -63,7 +63,8 @@
 // [Uplink.Stats] reports them ([Stats].BytesMeasured); with any other [API]
 // the counters are estimates. What it does to pay less:
 //   - PutRecords goes as CBOR (application/x-amz-cbor-1.1): record bytes
-//     raw instead of base64 inside JSON (cborPut).
+//     raw instead of base64 inside JSON, maps and arrays with definite
+//     lengths (cborPut).
 //   - Request headers Kinesis does not need are removed before signing
 //     (User-Agent, X-Amz-User-Agent, Amz-Sdk-Invocation-Id, Amz-Sdk-Request),
 //     and gzip is not asked for.
