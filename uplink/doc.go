@@ -77,7 +77,7 @@
 // Measured at the TLS socket through the link emulator (TLS 1.3, h2, a
 // stand-in answering with Kinesis' request IDs and 56-digit sequence
 // numbers), both ways, the handshake spread over 120 s: at 1 Hz a fix costs
-// about 870 B with linger 0 and 390 B with a 10 s linger (830 B and 355 B on
+// about 900 B with linger 0 and 435 B with a 10 s linger (845 B and 380 B on
 // a connection that stays open); a new connection about 5 KB, a resumed one
 // about 4.4 KB with its first call. TCP/IP headers are not counted: about
 // 52 B a packet (IPv4 20, TCP 20, timestamps 12), and the client's socket
