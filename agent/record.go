@@ -90,7 +90,7 @@ func appendOptFloat(dst []byte, key string, v float64, prec int) []byte {
 }
 
 // Record is a record decoded, of either schema version, for tests and for tools that read records back. Its JSON
-// form has schema v1's names.
+// form is schema v1's (the names both versions share, rx as a timestamp).
 type Record struct {
 	V         int       `json:"v"`
 	TruckID   string    `json:"truck_id"`
