@@ -12,7 +12,7 @@ import (
 	"github.com/fleetedge/gps-agent/nmea"
 )
 
-// decodeCmd prints one schema-v1 record per fix found in an NMEA capture. Lines it cannot use are counted and
+// decodeCmd prints one schema-v2 record per fix found in an NMEA capture. Lines it cannot use are counted and
 // reported on stderr at the end; they are never fatal. A capture keeps its dates: one older than this build is
 // not a receiver with the week-number rollover bug unless the user says so (--fix-rollover), unlike in the daemon.
 func decodeCmd(_ context.Context, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {

@@ -1,5 +1,5 @@
 // Command gps-agent is the edge half of a fleet-tracking pipeline: it reads NMEA from a GPS receiver on a
-// serial port, turns each receiver epoch into one schema-v1 record, keeps it in a durable buffer, and sends it to
+// serial port, turns each receiver epoch into one schema-v2 record, keeps it in a durable buffer, and sends it to
 // AWS Kinesis Data Streams with the truck ID as partition key.
 //
 // This package is the program and its wiring: configuration (config.go), the record schema (record.go, the one

@@ -220,7 +220,7 @@ backfill_delay = "0s" # the fleet jitter would only slow the test down
 	return path
 }
 
-// arrived is what the stream holds for one truck, checked against schema v1.
+// arrived is what the stream holds for one truck, checked against the current schema (v2).
 type arrived struct {
 	bySeq   map[uint64]Record
 	dups    int                 // records stored more than once (sent again)
@@ -246,7 +246,7 @@ func collect(t *testing.T, got []uplinktest.Got, into *arrived) {
 		checkSchema(t, g.Data)
 		r, err := decodeRecord(g.Data)
 		if err != nil {
-			t.Fatalf("record %s does not parse as schema v1: %v\n%s", g.SequenceNumber, err, g.Data)
+			t.Fatalf("record %s does not parse as schema v2: %v\n%s", g.SequenceNumber, err, g.Data)
 		}
 		if r.TruckID != "TRK-E2E" || r.Seq == 0 || r.Fix < 1 || r.RX.IsZero() {
 			t.Errorf("record %s: bad fields: %s", g.SequenceNumber, g.Data)

@@ -66,7 +66,7 @@ func fixesCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 		return fmt.Errorf("write: %w", err)
 	}
 	if bad > 0 {
-		fmt.Fprintf(stderr, "gps-agent fixes: %d buffered records are not schema-v1 fixes and were skipped\n", bad)
+		fmt.Fprintf(stderr, "gps-agent fixes: %d buffered records are not fixes of schema v1 or v2 and were skipped\n", bad)
 	}
 	return out.Flush()
 }
@@ -153,7 +153,7 @@ func (t *tableWriter) fix(r Record, _ []byte) error {
 
 func (t *tableWriter) end() error { return t.tw.Flush() }
 
-// jsonWriter writes a JSON array of schema-v1 records, one per line.
+// jsonWriter writes a JSON array of the records as stored (schema v2, or v1 from an older agent), one per line.
 type jsonWriter struct {
 	w io.Writer
 	n int

@@ -112,7 +112,7 @@ func parseFixesOutput(t *testing.T, format, out string) []uint64 {
 			t.Fatalf("not a JSON array: %v", err)
 		}
 		for _, raw := range raws {
-			r, err := decodeRecord(raw) // strict: the schema-v1 record as sent, nothing added
+			r, err := decodeRecord(raw) // strict: the schema-v2 record as sent, nothing added
 			if err != nil {
 				t.Fatalf("record %s: %v", raw, err)
 			}

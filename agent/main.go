@@ -37,7 +37,7 @@ func commands() map[string]command {
 			run:     runCmd,
 		},
 		"decode": {
-			summary: "decode NMEA from a file or stdin into schema-v1 records, one JSON per line",
+			summary: "decode NMEA from a file or stdin into schema-v2 records, one JSON per line",
 			usage:   "[--truck-id ID] [--fix-rollover] [FILE|-]",
 			example: "gps-agent decode --truck-id TRK-7 capture.nmea > fixes.jsonl",
 			run:     decodeCmd,

@@ -13,10 +13,11 @@ import (
 // SchemaVersion is the record's "v". Data engineers build on this schema (docs/record.schema.json,
 // docs/redshift.sql): add fields freely, but renaming or retyping one is a new version.
 //
-// Version 2 carries what version 1 did in about 50 B less: short keys, numbers without trailing zeros, no ".000"
-// in ts on whole seconds, and the gateway's receive time as milliseconds after ts instead of a second timestamp. Every fix a truck sends pays
-// for its record on the data plan, so the record's size is most of what a fix costs once calls share their
-// headers (linger). Version 1 records still read (parseRecord), and the Redshift SQL takes both.
+// Version 2 keeps every name and format of the contract (DESIGN "Record": truck_id, speed_kmh, course_deg, alt_m,
+// ts as RFC 3339 with milliseconds) and saves bytes only where the contract leaves room: numbers without
+// trailing zeros (they are JSON numbers either way), and the gateway's receive time as milliseconds after ts
+// instead of a second timestamp (rx is retyped, hence the new version). Every fix a truck sends pays for its
+// record on the data plan. Version 1 records still read (parseRecord), and the Redshift SQL takes both.
 const SchemaVersion = 2
 
 // recordEncoder writes schema-v2 records: one compact JSON object per fix. Fields whose value the receiver did not
@@ -26,7 +27,7 @@ const SchemaVersion = 2
 // It appends by hand rather than through encoding/json: the schema is small and fixed, and the agent encodes
 // every fix on a 1 GHz ARM core.
 type recordEncoder struct {
-	truckID []byte // id as a JSON string, quoted and escaped once
+	truckID []byte // truck_id as a JSON string, quoted and escaped once
 }
 
 func newRecordEncoder(truckID string) *recordEncoder {
@@ -38,18 +39,18 @@ func newRecordEncoder(truckID string) *recordEncoder {
 func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
-	dst = append(dst, `,"id":`...)
+	dst = append(dst, `,"truck_id":`...)
 	dst = append(dst, e.truckID...)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"ts":"`...)
-	dst = appendTS(dst, f.Time)
+	dst = f.Time.UTC().AppendFormat(dst, timeLayout)
 	dst = append(dst, '"')
 	dst = appendOptFloat(dst, `,"lat":`, f.Lat, 7)
 	dst = appendOptFloat(dst, `,"lon":`, f.Lon, 7)
-	dst = appendOptFloat(dst, `,"kmh":`, f.SpeedKmh, 2)
-	dst = appendOptFloat(dst, `,"cog":`, f.CourseDeg, 1)
-	dst = appendOptFloat(dst, `,"alt":`, f.AltM, 1)
+	dst = appendOptFloat(dst, `,"speed_kmh":`, f.SpeedKmh, 2)
+	dst = appendOptFloat(dst, `,"course_deg":`, f.CourseDeg, 1)
+	dst = appendOptFloat(dst, `,"alt_m":`, f.AltM, 1)
 	dst = append(dst, `,"fix":`...)
 	dst = strconv.AppendInt(dst, int64(f.Quality), 10)
 	if f.Sats >= 0 {
@@ -58,8 +59,9 @@ func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time)
 	}
 	dst = appendOptFloat(dst, `,"hdop":`, f.HDOP, 2)
 	if f.DateSource != "" && f.DateSource != nmea.DateRMC {
-		// Only the uncommon sources are written: most receivers date every epoch with RMC.
-		dst = append(dst, `,"src":"`...)
+		// Only the uncommon sources are written (most receivers date every epoch with RMC), so the clear name
+		// costs nothing on a usual fix.
+		dst = append(dst, `,"date_src":"`...)
 		dst = append(dst, f.DateSource...)
 		dst = append(dst, '"')
 	}
@@ -71,18 +73,9 @@ func (e *recordEncoder) encode(dst []byte, seq uint64, f nmea.Fix, rx time.Time)
 	return append(dst, '}')
 }
 
-// timeLayout is RFC 3339 in UTC with milliseconds, as Redshift's TIMESTAMPTZ casts read it.
+// timeLayout is RFC 3339 in UTC with milliseconds, ".000" included on whole seconds: the contract's ts format
+// (DESIGN "Record"), which Redshift's TIMESTAMPTZ cast reads.
 const timeLayout = "2006-01-02T15:04:05.000Z"
-
-// appendTS appends t as ts: RFC 3339 in UTC, with milliseconds unless they are zero, as they are for every epoch
-// of a 1 Hz receiver (4 B less a fix). Redshift's TIMESTAMPTZ cast and Go read both forms.
-func appendTS(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	if t.Nanosecond()/1e6 == 0 {
-		return t.AppendFormat(dst, "2006-01-02T15:04:05Z")
-	}
-	return t.AppendFormat(dst, timeLayout)
-}
 
 // appendOptFloat appends key and v rounded to prec decimals, without trailing zeros (41.50 is 41.5); nothing if
 // v is unknown (NaN).
@@ -97,7 +90,7 @@ func appendOptFloat(dst []byte, key string, v float64, prec int) []byte {
 }
 
 // Record is a record decoded, of either schema version, for tests and for tools that read records back. Its JSON
-// form has schema v1's names.
+// form is schema v1's (the names both versions share, rx as a timestamp).
 type Record struct {
 	V         int       `json:"v"`
 	TruckID   string    `json:"truck_id"`
@@ -115,29 +108,29 @@ type Record struct {
 	RX        time.Time `json:"rx,omitzero"`
 }
 
-// recordV2 is a schema-v2 record as written.
+// recordV2 is a schema-v2 record as written: v1's names, rx as milliseconds after ts.
 type recordV2 struct {
-	V     int       `json:"v"`
-	ID    string    `json:"id"`
-	Seq   uint64    `json:"seq"`
-	TS    time.Time `json:"ts"`
-	Lat   float64   `json:"lat"`
-	Lon   float64   `json:"lon"`
-	Kmh   *float64  `json:"kmh,omitempty"`
-	Cog   *float64  `json:"cog,omitempty"`
-	Alt   *float64  `json:"alt,omitempty"`
-	Fix   int       `json:"fix"`
-	Sats  *int      `json:"sats,omitempty"`
-	HDOP  *float64  `json:"hdop,omitempty"`
-	Src   string    `json:"src,omitempty"`
-	RXAft *int64    `json:"rx,omitempty"` // ms after ts
+	V         int       `json:"v"`
+	TruckID   string    `json:"truck_id"`
+	Seq       uint64    `json:"seq"`
+	TS        time.Time `json:"ts"`
+	Lat       float64   `json:"lat"`
+	Lon       float64   `json:"lon"`
+	SpeedKmh  *float64  `json:"speed_kmh,omitempty"`
+	CourseDeg *float64  `json:"course_deg,omitempty"`
+	AltM      *float64  `json:"alt_m,omitempty"`
+	Fix       int       `json:"fix"`
+	Sats      *int      `json:"sats,omitempty"`
+	HDOP      *float64  `json:"hdop,omitempty"`
+	DateSrc   string    `json:"date_src,omitempty"`
+	RXAfter   *int64    `json:"rx,omitempty"` // ms after ts
 }
 
 func (w recordV2) record() Record {
-	r := Record{V: w.V, TruckID: w.ID, Seq: w.Seq, TS: w.TS, Lat: w.Lat, Lon: w.Lon, SpeedKmh: w.Kmh, CourseDeg: w.Cog,
-		AltM: w.Alt, Fix: w.Fix, Sats: w.Sats, HDOP: w.HDOP, DateSrc: w.Src}
-	if w.RXAft != nil {
-		r.RX = w.TS.Add(time.Duration(*w.RXAft) * time.Millisecond)
+	r := Record{V: w.V, TruckID: w.TruckID, Seq: w.Seq, TS: w.TS, Lat: w.Lat, Lon: w.Lon, SpeedKmh: w.SpeedKmh,
+		CourseDeg: w.CourseDeg, AltM: w.AltM, Fix: w.Fix, Sats: w.Sats, HDOP: w.HDOP, DateSrc: w.DateSrc}
+	if w.RXAfter != nil {
+		r.RX = w.TS.Add(time.Duration(*w.RXAfter) * time.Millisecond)
 	}
 	return r
 }
@@ -162,6 +155,10 @@ func parseRecord(data []byte) (Record, error) {
 		var w recordV2
 		if err := json.Unmarshal(data, &w); err != nil {
 			return Record{}, fmt.Errorf("decode record %d: %w", head.Seq, err)
+		}
+		if w.TruckID == "" {
+			// Also what a record of the short-keyed draft of v2 ("id", never released) reads as.
+			return Record{}, fmt.Errorf("decode record %d: v2 without truck_id", head.Seq)
 		}
 		return w.record(), nil
 	}

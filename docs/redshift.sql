@@ -27,9 +27,10 @@ IAM_ROLE 'arn:aws:iam::ACCOUNT:role/REDSHIFT_ROLE';
 --      of another schema version than 1 and 2: a retyped field is a new "v"
 --      and gets its own view, so it can never break this one's casts.
 --    * Both versions land in the same columns, so trucks can move from v1 to
---      v2 one by one (docs/downstream.md): v2's short keys (id, kmh, cog, alt)
---      are read where v1's long ones are absent, and v2's rx (milliseconds
---      after ts) becomes the same TIMESTAMPTZ as v1's rx timestamp.
+--      v2 one by one (docs/downstream.md). They share every field name and
+--      ts's format; only rx differs: a timestamp in v1, milliseconds after ts
+--      in v2 (BIGINT: a gateway whose clock is days or years off must not
+--      break the cast), which becomes the same TIMESTAMPTZ as v1's rx.
 --    * A cast error inside a streaming view blocks ingestion until the view is
 --      dropped and re-created. The casts below are safe for anything that
 --      follows docs/record.schema.json; let nothing but gps-agent write to this
@@ -39,7 +40,7 @@ IAM_ROLE 'arn:aws:iam::ACCOUNT:role/REDSHIFT_ROLE';
 --      '' for it.
 --    * AWS recommends JSON_PARSE into SUPER over JSON_EXTRACT_PATH_TEXT, which
 --      re-parses the record for each column. We keep both: payload (SUPER) for
---      fields added later, typed columns for the dashboards. At ~160 B per
+--      fields added later, typed columns for the dashboards. At ~190 B per
 --      record and 1 record per truck per second the re-parse costs little.
 --    * Kinesis stream names are case sensitive: for a name with capitals, set
 --      enable_case_sensitive_identifier to true first.
@@ -51,19 +52,20 @@ SELECT
     shard_id,
     sequence_number,                -- Kinesis order within the shard: NOT fix order
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'v', TRUE), '') AS SMALLINT) AS v,
-    CAST(COALESCE(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'id', TRUE), ''), NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'truck_id', TRUE), '')) AS VARCHAR(256)) AS truck_id,
+    CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'truck_id', TRUE), '') AS VARCHAR(256)) AS truck_id,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'seq', TRUE), '') AS BIGINT) AS seq,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'ts', TRUE), '') AS TIMESTAMPTZ) AS ts,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'lat', TRUE), '') AS DOUBLE PRECISION) AS lat,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'lon', TRUE), '') AS DOUBLE PRECISION) AS lon,
-    CAST(COALESCE(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'kmh', TRUE), ''), NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'speed_kmh', TRUE), '')) AS DOUBLE PRECISION) AS speed_kmh,
-    CAST(COALESCE(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'cog', TRUE), ''), NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'course_deg', TRUE), '')) AS DOUBLE PRECISION) AS course_deg,
-    CAST(COALESCE(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'alt', TRUE), ''), NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'alt_m', TRUE), '')) AS DOUBLE PRECISION) AS alt_m,
+    CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'speed_kmh', TRUE), '') AS DOUBLE PRECISION) AS speed_kmh,
+    CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'course_deg', TRUE), '') AS DOUBLE PRECISION) AS course_deg,
+    CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'alt_m', TRUE), '') AS DOUBLE PRECISION) AS alt_m,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'fix', TRUE), '') AS SMALLINT) AS fix,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'sats', TRUE), '') AS SMALLINT) AS sats,
     CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'hdop', TRUE), '') AS DOUBLE PRECISION) AS hdop,
-    CASE WHEN NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'v', TRUE), '') = '2'  -- v2: rx is milliseconds after ts
-         THEN DATEADD(millisecond, CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'rx', TRUE), '') AS INTEGER), CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'ts', TRUE), '') AS TIMESTAMPTZ))
+    CASE WHEN JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'v', TRUE) = '2'  -- v2: rx is milliseconds after ts
+         THEN CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'ts', TRUE), '') AS TIMESTAMPTZ)
+              + CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'rx', TRUE), '') AS BIGINT) * INTERVAL '1 millisecond'
          ELSE CAST(NULLIF(JSON_EXTRACT_PATH_TEXT(FROM_VARBYTE(kinesis_data, 'utf-8'), 'rx', TRUE), '') AS TIMESTAMPTZ)  -- v1: rx is a timestamp
     END AS rx,
     JSON_PARSE(kinesis_data) AS payload  -- the whole record as SUPER

@@ -1,8 +1,12 @@
 package uplink
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -67,6 +71,12 @@ func putCBOR(t *testing.T, l *uplinktest.Local) {
 	if !bytes.Contains(head, []byte("Content-Type: "+cborContentType)) || !bytes.Contains(head, fixRecord(1)) {
 		t.Errorf("the request is not CBOR with the record raw:\n%q", head[:min(len(head), 1500)])
 	}
+	if body, err := firstBody(head); err != nil {
+		t.Errorf("the request: %v", err)
+	} else if body[0] == 0xbf || body[len(body)-1] == 0xff {
+		// smithy-go's encoder writes indefinite lengths: a break byte more per map and array.
+		t.Errorf("the body has indefinite-length maps or arrays (% x ... % x)", body[:4], body[len(body)-4:])
+	}
 	for _, h := range []string{"Smithy-Protocol", "Accept:", "/service/"} {
 		if bytes.Contains(head, []byte(h)) {
 			t.Errorf("the request carries RPCv2's %q:\n%q", h, head[:min(len(head), 1500)])
@@ -91,4 +101,17 @@ func putCBOR(t *testing.T, l *uplinktest.Local) {
 	if cerr := classify(err); !errors.As(cerr, &re) || !re.Throttle {
 		t.Errorf("a JSON throttling reply: %v, classified %v; want retryable throttle", err, cerr)
 	}
+}
+
+// firstBody is the body of the first HTTP/1.1 request in head, by its Content-Length.
+func firstBody(head []byte) ([]byte, error) {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil || len(body) < 4 {
+		return nil, fmt.Errorf("body %q: %v", body, err)
+	}
+	return body, nil
 }

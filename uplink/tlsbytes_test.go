@@ -19,10 +19,11 @@ import (
 )
 
 // fixRecordV2 is a realistic schema-v2 record as the agent writes it
-// (docs/downstream.md), 163 B give or take the seq's digits.
+// (docs/downstream.md), 188 B give or take the seq's digits.
 func fixRecordV2(seq int) []byte {
-	return fmt.Appendf(nil, `{"v":2,"id":"TRK-0042","seq":%d,"ts":"2026-11-25T16:%02d:%02dZ","lat":53.54389,`+
-		`"lon":9.990906,"kmh":28.7,"cog":152.3,"alt":12.4,"fix":1,"sats":9,"hdop":0.9,"rx":310}`, 1800+seq, seq/60%60, seq%60)
+	return fmt.Appendf(nil, `{"v":2,"truck_id":"TRK-0042","seq":%d,"ts":"2026-11-25T16:%02d:%02d.000Z","lat":53.54389,`+
+		`"lon":9.990906,"speed_kmh":28.7,"course_deg":152.3,"alt_m":12.4,"fix":1,"sats":9,"hdop":0.9,"rx":310}`,
+		1800+seq, seq/60%60, seq%60)
 }
 
 // fixRecordV1 is the same fix as schema v1 wrote it (before CBOR and v2).

@@ -90,7 +90,10 @@ func (s seqs) report(complete bool) error {
 	return nil
 }
 
+// row is what the table shows of a record. Schema v1 and v2 name these fields alike (docs/downstream.md); they
+// differ in rx, which the table does not show.
 type row struct {
+	V        int      `json:"v"`
 	TruckID  string   `json:"truck_id"`
 	Seq      uint64   `json:"seq"`
 	TS       string   `json:"ts"`
@@ -100,6 +103,21 @@ type row struct {
 	Sats     *int     `json:"sats"`
 
 	arrived time.Time // when Kinesis took it
+}
+
+// parseRow reads a gps-agent record of schema v1 or v2.
+func parseRow(data []byte) (row, error) {
+	var r row
+	if err := json.Unmarshal(data, &r); err != nil {
+		return row{}, fmt.Errorf("not a gps-agent record: %w", err)
+	}
+	if r.V != 1 && r.V != 2 {
+		return row{}, fmt.Errorf("not a gps-agent record of schema v1 or v2 (v %d)", r.V)
+	}
+	if r.TruckID == "" || r.Seq == 0 {
+		return row{}, errors.New("not a gps-agent record: no truck_id or seq")
+	}
+	return r, nil
 }
 
 // how says whether r reached Kinesis within liveWithin of its fix: live, or backfilled (and how late).
@@ -148,9 +166,9 @@ func tail(ctx context.Context, c *kinesis.Client, stream string, dur, liveWithin
 			}
 			iters[id] = out.NextShardIterator
 			for _, r := range out.Records {
-				var rw row
-				if err := json.Unmarshal(r.Data, &rw); err != nil {
-					fmt.Printf("  (not a gps-agent record: %q)\n", r.Data)
+				rw, err := parseRow(r.Data)
+				if err != nil {
+					fmt.Printf("  (%v: %q)\n", err, r.Data)
 					continue
 				}
 				rw.arrived = time.Now()
