@@ -94,24 +94,50 @@ func runChecks(ctx context.Context, cfgPath string, listen time.Duration) []verd
 		return vs
 	}
 	add(verdict{Check: "config", Result: pass, Detail: fmt.Sprintf("%s: truck %s, receiver %s, stream %s in %s", cfgPath,
-		cfg.TruckID, cfg.Receiver.Device, cfg.Kinesis.Stream, cfg.Kinesis.Region)})
+		cfg.TruckID, receiverName(cfg.Receiver), cfg.Kinesis.Stream, cfg.Kinesis.Region)})
 
 	sctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	st, derr := daemonStatus(sctx, cfg.StatusSocket)
 	cancel()
-	if derr == nil {
+	var running *fieldStatus
+	switch {
+	case derr == nil:
+		running = &st
 		add(checkRunningReceiver(cfg, st))
 		add(checkClockOffset(time.Duration(st.Agent.Clock.OffsetMs)*time.Millisecond, st.Agent.Receiver.Counters.Fixes > 0))
-	} else {
+		if cfg.Receiver.Gpsd != "" { // gpsd serves the daemon and check alike
+			v, _ := checkGpsd(ctx, cfg, listen)
+			add(v)
+		}
+	case cfg.Receiver.Gpsd != "":
 		if !errors.Is(derr, errNoDaemon) {
 			add(verdict{Check: "daemon", Result: warn, Detail: derr.Error()})
+		}
+		v, clock := checkGpsd(ctx, cfg, listen)
+		add(v)
+		add(clock)
+	default:
+		if !errors.Is(derr, errNoDaemon) {
+			add(verdict{Check: "daemon", Result: warn, Detail: derr.Error()})
+		}
+		// A modem's engine is silent until started: start it first, as the daemon does, or the listen hears nothing.
+		if cfg.Receiver.AT.Device != "" {
+			nmea.SendAT(ctx, *atConfig(cfg.Receiver.AT))
 		}
 		rx, clock := checkReceiver(ctx, cfg, listen)
 		add(rx)
 		add(clock)
 	}
-	if v, ok := checkServiceDevice(cfg.Receiver.Device, unitDirs); ok {
-		add(v)
+	if cfg.Receiver.AT.Device != "" {
+		add(checkATPort(ctx, cfg, running))
+	}
+	for _, dev := range []string{cfg.Receiver.Device, cfg.Receiver.AT.Device} {
+		if dev == "" {
+			continue
+		}
+		if v, ok := checkServiceDevice(dev, unitDirs); ok {
+			add(v)
+		}
 	}
 	add(checkBufferDir(cfg, derr == nil))
 	client, cred := checkCredentials(ctx, cfg)
@@ -132,19 +158,30 @@ func checkRunningReceiver(cfg Config, st fieldStatus) verdict {
 	rx := st.Agent.Receiver
 	v := verdict{Check: "receiver"}
 	last := rx.Counters.LastSentence
+	via := fmt.Sprintf("%s at %d baud", rx.Device, rx.Baud)
+	gpsd := rx.Link != nil && rx.Link.Source == "gpsd"
+	if gpsd {
+		via = rx.Device
+	}
 	switch {
 	case last.IsZero():
 		v.Result, v.Detail = fail, fmt.Sprintf("the daemon reads %s but no NMEA sentence arrived since it started", rx.Device)
 		v.Hint = "check receiver.baud (or set it to \"auto\") and the cable; `journalctl -u gps-agent` shows reopen attempts"
+		if gpsd {
+			v.Hint = "see the gpsd line; `journalctl -u gps-agent` shows reconnect attempts"
+		}
 	case st.Now.Sub(last) > 10*time.Second:
 		v.Result, v.Detail = fail, fmt.Sprintf("%s: last sentence %s", rx.Device, ago(st.Now, last))
 		v.Hint = "the receiver went quiet: unplugged, or lost power"
 	case rx.Counters.Fixes == 0:
-		v.Result, v.Detail = warn, fmt.Sprintf("%s at %d baud: sentences arrive (last %s) but no fix yet", rx.Device, rx.Baud, ago(st.Now, last))
+		v.Result, v.Detail = warn, fmt.Sprintf("%s: sentences arrive (last %s) but no fix yet", via, ago(st.Now, last))
 		v.Hint = "the antenna needs open sky; a cold start takes a minute or more"
 	default:
-		v.Result, v.Detail = pass, fmt.Sprintf("%s at %d baud (read by the running daemon): last sentence %s, %d fixes", rx.Device, rx.Baud,
+		v.Result, v.Detail = pass, fmt.Sprintf("%s (read by the running daemon): last sentence %s, %d fixes", via,
 			ago(st.Now, last), rx.Counters.Fixes)
+	}
+	if l := rx.Link; v.Result == fail && l != nil && l.State == nmea.LinkUnavailable {
+		v.Detail += fmt.Sprintf("; unavailable since %s: %s", ago(st.Now, l.Since), l.LastError)
 	}
 	return v
 }

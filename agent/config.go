@@ -37,14 +37,32 @@ type Config struct {
 	Uplink   UplinkConfig   `toml:"uplink"`
 }
 
-// ReceiverConfig names the serial device the GPS receiver is on.
+// ReceiverConfig names where the receiver's NMEA comes from: a serial device, or gpsd.
 type ReceiverConfig struct {
-	// Device is the serial device path, for example /dev/ttyUSB0 or a udev symlink such as /dev/gps0. Required.
+	// Device is the serial device path, for example /dev/ttyUSB0 or a udev symlink such as /dev/gps0; for a
+	// modem's GNSS engine, the modem's NMEA port. Required unless Gpsd is set; never both.
 	Device string `toml:"device"`
+	// Gpsd is HOST:PORT of a gpsd that owns the receiver (127.0.0.1:2947 on the gateway): the agent asks it for
+	// the receiver's NMEA and decodes it as from a serial port, so the fixes are the same. Instead of Device.
+	Gpsd string `toml:"gpsd"`
 	// Baud is the line speed, or "auto" to find it: the agent tries 4800 to 115200 until checksummed sentences
 	// arrive, and remembers the rate that worked. Default 9600: the most common rate of USB GNSS receivers
 	// (NMEA 0183 says 4800, which older Garmin units still use).
 	Baud Baud `toml:"baud"`
+	// AT starts a cellular modem's GNSS engine, which stays silent until told: [receiver.at]. Optional.
+	AT ATConfig `toml:"at"`
+}
+
+// ATConfig is a cellular modem's AT port and the commands that start its GNSS engine. They are sent when the
+// receiver is opened, after every reopen, and again when the NMEA stays silent past the silence time (a modem
+// that resets its engine may keep its ports). Each command waits for OK, ERROR or +CME ERROR: N; an error is
+// logged with the reply and start-up goes on (Quectel answers +CME ERROR: 504 when the engine already runs).
+type ATConfig struct {
+	// Device is the modem's AT port, for example /dev/ttyUSB2 (a Quectel EC25's interface 2). Required with Init.
+	Device string `toml:"device"`
+	// Init are the commands, sent in order, for example ["AT+QGPS=1"] (docs/modems.md has those of Quectel,
+	// Sierra Wireless and Telit). GPS_AGENT_RECEIVER_AT_INIT takes a TOML array too: '["AT+QGPS=1"]'.
+	Init []string `toml:"init"`
 }
 
 // Baud is a line speed in bits per second; 0 means "auto".
@@ -244,6 +262,11 @@ func validateAt(name string, data []byte, cfg *Config) error {
 	out := make([]error, len(errs))
 	for i, e := range errs {
 		e.File, e.Line = name, lines[e.Key]
+		// A required key that is absent: point at its table, where it goes.
+		for k := e.Key; e.Line == 0 && strings.Contains(k, "."); {
+			k = k[:strings.LastIndex(k, ".")]
+			e.Line = lines[k]
+		}
 		out[i] = e
 	}
 	return errors.Join(out...)
@@ -291,7 +314,11 @@ func keyLines(data []byte) map[string]int {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = nodeKey(e.Key())
-			lines[strings.Join(table, ".")] = p.Shape(e.Raw).Start.Line
+			// A table header's own Raw is empty: its line is its first key part's.
+			it := e.Key()
+			if it.Next() {
+				lines[strings.Join(table, ".")] = p.Shape(it.Node().Raw).Start.Line
+			}
 		case unstable.KeyValue:
 			k := append(append([]string{}, table...), nodeKey(e.Key())...)
 			lines[strings.Join(k, ".")] = p.Shape(e.Raw).Start.Line
@@ -333,9 +360,7 @@ func (c *Config) Validate() []*ConfigError {
 	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
 		bad("log_format", "%q: use text or json", c.LogFormat)
 	}
-	if c.Receiver.Device == "" {
-		bad("receiver.device", "required: the receiver's serial device, for example /dev/ttyUSB0")
-	}
+	c.Receiver.validate(bad)
 	if c.Receiver.Baud < 0 || c.Receiver.Baud > 4_000_000 {
 		bad("receiver.baud", "%d: use the receiver's line speed, for example 4800, 9600 or 115200, or \"auto\"", c.Receiver.Baud)
 	}

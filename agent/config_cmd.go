@@ -44,7 +44,7 @@ func configCmd(_ context.Context, fs *flag.FlagSet, args []string, stdout, stder
 	switch code {
 	case 0:
 		fmt.Fprintf(stdout, "%s: complete: truck %s, receiver %s, stream %s in %s\n", *path, cfg.TruckID,
-			cfg.Receiver.Device, cfg.Kinesis.Stream, cfg.Kinesis.Region)
+			receiverName(cfg.Receiver), cfg.Kinesis.Stream, cfg.Kinesis.Region)
 		return nil
 	case configUnset:
 		what := "truck_id is not set (in the file, or GPS_AGENT_TRUCK_ID)"

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestParseConfigGood(t *testing.T) {
 	want.Receiver = ReceiverConfig{Device: "/dev/ttyUSB0", Baud: 4800}
 	want.Buffer.CommitInterval = Duration{500 * time.Millisecond}
 	want.Kinesis = KinesisConfig{Stream: "fleet-positions", Region: "eu-west-1", Endpoint: "http://127.0.0.1:4567"}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}
 }

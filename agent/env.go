@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
 )
 
 // envPrefix starts every environment override: GPS_AGENT_TRUCK_ID sets truck_id, GPS_AGENT_RECEIVER_DEVICE sets
@@ -13,7 +15,8 @@ import (
 const envPrefix = "GPS_AGENT_"
 
 // applyEnv overrides cfg's keys from the environment (lookup is os.LookupEnv outside tests). Values are read as
-// in TOML files: numbers, durations like "1s", "auto" for baud. An error names the variable.
+// in TOML files: numbers, durations like "1s", "auto" for baud, arrays like ["AT+QGPS=1"]. An error names the
+// variable.
 func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
 	return envStruct(reflect.ValueOf(cfg).Elem(), envPrefix, lookup)
 }
@@ -77,6 +80,13 @@ func setFromString(v reflect.Value, s string) error {
 			return fmt.Errorf("not a number")
 		}
 		v.SetFloat(n)
+	case reflect.Slice:
+		// A list is written as in the file, a TOML array: GPS_AGENT_RECEIVER_AT_INIT='["AT+QGPS=1"]'.
+		holder := reflect.New(reflect.StructOf([]reflect.StructField{{Name: "V", Type: v.Type(), Tag: `toml:"v"`}}))
+		if err := toml.Unmarshal([]byte("v = "+s), holder.Interface()); err != nil {
+			return fmt.Errorf("not a TOML array like [\"AT+QGPS=1\"]")
+		}
+		v.Set(holder.Elem().Field(0))
 	default:
 		return fmt.Errorf("cannot be set from the environment")
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetedge/gps-agent/nmea"
 )
 
 const (
@@ -131,22 +133,39 @@ func TestUnitAllowsSerialPorts(t *testing.T) {
 	}
 }
 
-// The udev rule gives receivers a stable /dev/gps0 by USB vendor and product, readable by the dialout group.
+// The udev rule gives receivers a stable /dev/gps0 by USB vendor and product, readable by the dialout group; a
+// modem's ports (one USB ID for all) by the interface number too: /dev/gps0 its NMEA port, /dev/gps-at its AT port,
+// which ModemManager is told to leave alone.
 func TestUdevRule(t *testing.T) {
 	data, err := os.ReadFile(udevFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rule := regexp.MustCompile(`^SUBSYSTEM=="tty", ATTRS\{idVendor\}=="[0-9a-f]{4}", ATTRS\{idProduct\}=="[0-9a-f]{4}", SYMLINK\+="gps0", GROUP="dialout", MODE="0660"$`)
-	n := 0
+	modemNMEA := regexp.MustCompile(`^SUBSYSTEM=="tty", ATTRS\{idVendor\}=="([0-9a-f]{4})", ATTRS\{idProduct\}=="([0-9a-f]{4})", ATTRS\{bInterfaceNumber\}=="([0-9a-f]{2})", SYMLINK\+="gps0", GROUP="dialout", MODE="0660"$`)
+	modemAT := regexp.MustCompile(`^SUBSYSTEM=="tty", ATTRS\{idVendor\}=="([0-9a-f]{4})", ATTRS\{idProduct\}=="([0-9a-f]{4})", ATTRS\{bInterfaceNumber\}=="([0-9a-f]{2})", SYMLINK\+="gps-at", GROUP="dialout", MODE="0660", ENV\{ID_MM_PORT_IGNORE\}="1"$`)
+	n, modems := 0, 0
 	for i, l := range strings.Split(string(data), "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
-		if !rule.MatchString(l) {
-			t.Errorf("%s:%d: %q is not a gps0 rule by vendor and product", udevFile, i+1, l)
-		}
 		n++
+		// A modem's rule names the interface that nmea's table gives the role (ports names them the same way).
+		for re, role := range map[*regexp.Regexp]string{modemNMEA: nmea.RoleNMEA, modemAT: nmea.RoleAT} {
+			if m := re.FindStringSubmatch(l); m != nil {
+				p := nmea.PortInfo{VID: m[1], PID: m[2], Interface: m[3]}
+				if got := nmea.ModemRole(p); got != role {
+					t.Errorf("%s:%d: interface %s of %s:%s is %q in nmea's table, the rule makes it %s", udevFile, i+1, m[3], m[1], m[2], got, role)
+				}
+				modems++
+			}
+		}
+		if !rule.MatchString(l) && !modemNMEA.MatchString(l) && !modemAT.MatchString(l) {
+			t.Errorf("%s:%d: %q is not a gps0 rule by vendor and product, nor a modem port's by interface", udevFile, i+1, l)
+		}
+	}
+	if modems == 0 {
+		t.Error("no modem rules")
 	}
 	if n == 0 {
 		t.Fatal("no rules")
@@ -203,13 +222,16 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 			t.Errorf("%s does not document %s", exampleFile, k)
 		}
 	}
-	cfg, err := ParseConfig(exampleFile, []byte(doc.String()))
+	// gpsd is the alternative to device (never both): the example loads with device.
+	loadable := regexp.MustCompile(`(?m)^gpsd = .*$`).ReplaceAllString(doc.String(), "")
+	cfg, err := ParseConfig(exampleFile, []byte(loadable))
 	if err != nil {
 		t.Fatalf("the example, uncommented, does not load: %v", err)
 	}
 	// Commented lines show the defaults: every key with a default has it in the example.
 	def := DefaultConfig()
 	cfg.TruckID, cfg.Receiver.Device, cfg.Kinesis = def.TruckID, def.Receiver.Device, def.Kinesis
+	cfg.Receiver.AT = def.Receiver.AT // an example of a modem: off by default
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("the example's values are not the defaults:\n got %+v\nwant %+v", cfg, def)
 	}

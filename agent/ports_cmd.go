@@ -45,7 +45,9 @@ func portsCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 	var reports []portReport
 	if fs.NArg() > 0 { // devices named on the command line: pseudo-terminals and symlinks are not listed by the OS
 		for _, d := range fs.Args() {
-			reports = append(reports, portReport{PortInfo: nmea.PortInfo{Name: d}})
+			p := nmea.PortInfo{Name: d}
+			nmea.IdentifyPort(&p)
+			reports = append(reports, portReport{PortInfo: p})
 		}
 	} else {
 		ports, err := nmea.ListPorts()
@@ -58,6 +60,10 @@ func portsCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 	}
 	if *probe {
 		for i := range reports {
+			if reports[i].Role == nmea.RoleDiag { // a modem's Qualcomm diagnostics port talks binary only to its tools
+				reports[i].ProbeError = "not probed: a modem's diagnostics port"
+				continue
+			}
 			res, err := nmea.Probe(ctx, reports[i].Name, rateList, *listen)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -77,13 +83,26 @@ func portsCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 		enc.SetIndent("", "  ")
 		return enc.Encode(reports)
 	}
+	writePorts(stdout, reports, *probe)
+	return nil
+}
+
+// writePorts prints the ports as a table, a modem's ports with their role and the config key each goes in.
+func writePorts(w io.Writer, reports []portReport, probe bool) {
 	if len(reports) == 0 {
-		fmt.Fprintln(stdout, "no serial ports found (hint: is the receiver plugged in? `dmesg | tail` shows it appear)")
-		return nil
+		fmt.Fprintln(w, "no serial ports found (hint: is the receiver plugged in? `dmesg | tail` shows it appear)")
+		return
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	head := "DEVICE\tUSB ID\tSERIAL\tPRODUCT"
-	if *probe {
+	modem := false
+	for _, r := range reports {
+		modem = modem || r.Modem != ""
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "DEVICE\tUSB ID\tIF\tSERIAL\tPRODUCT"
+	if modem {
+		head += "\tMODEM PORT"
+	}
+	if probe {
 		head += "\tNMEA"
 	}
 	fmt.Fprintln(tw, head)
@@ -93,19 +112,47 @@ func portsCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 			id = r.VID + ":" + r.PID
 		}
 		product := strings.TrimSpace(r.Manufacturer + " " + r.Product)
-		line := fmt.Sprintf("%s\t%s\t%s\t%s", r.Name, id, dash(r.SerialNumber), dash(product))
-		if *probe {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, id, dash(r.Interface), dash(r.SerialNumber), dash(product))
+		if modem {
+			line += "\t" + r.roleText()
+		}
+		if probe {
 			line += "\t" + r.probeText()
 		}
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
-	fmt.Fprintln(stdout, "\nA stable name: put the USB ID in a udev rule (systemd/99-gps-agent.rules) for /dev/gps0.")
-	return nil
+	fmt.Fprintln(w, "\nA stable name: put the USB ID in a udev rule (systemd/99-gps-agent.rules) for /dev/gps0.")
+	if modem {
+		fmt.Fprintln(w, "A modem's ports share one USB ID: match the interface number (IF) too, ATTRS{bInterfaceNumber}; "+
+			"ttyUSB numbers move. docs/modems.md has the AT commands.")
+	}
+}
+
+// roleText says what a modem's port is for, and where it goes in the config.
+func (r portReport) roleText() string {
+	switch r.Role {
+	case "":
+		if r.Modem != "" {
+			return r.Modem + ": unknown interface"
+		}
+		return "-"
+	case nmea.RoleNMEA:
+		return "NMEA of " + r.Modem + ": [receiver] device"
+	case nmea.RoleAT:
+		return "AT of " + r.Modem + ": [receiver.at] device"
+	case nmea.RoleAT2:
+		return "second AT of " + r.Modem
+	case nmea.RoleDiag:
+		return "diagnostics of " + r.Modem + ": leave alone"
+	}
+	return r.Role + " of " + r.Modem
 }
 
 func (r portReport) probeText() string {
 	switch {
+	case strings.HasPrefix(r.ProbeError, "not probed"):
+		return r.ProbeError
 	case r.ProbeError != "":
 		return "cannot open: " + r.ProbeError
 	case r.Probe == nil:

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetedge/gps-agent/nmea"
 )
 
 func TestPortsProbe(t *testing.T) {
@@ -61,5 +63,32 @@ func TestPortsBadRates(t *testing.T) {
 	code, _, errOut := runCLI(t, nil, "ports", "--rates", "9600,fast")
 	if code != 2 || !strings.Contains(errOut, `"fast"`) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A modem's ports: each with its interface number and what it is for; the footer says to match the interface.
+func TestPortsModemRoles(t *testing.T) {
+	reports := []portReport{
+		{PortInfo: nmea.PortInfo{Name: "/dev/ttyUSB1", USB: true, VID: "2c7c", PID: "0125", Interface: "01", Modem: "Quectel EC25/EG25", Role: nmea.RoleNMEA}},
+		{PortInfo: nmea.PortInfo{Name: "/dev/ttyUSB2", USB: true, VID: "2c7c", PID: "0125", Interface: "02", Modem: "Quectel EC25/EG25", Role: nmea.RoleAT}},
+		{PortInfo: nmea.PortInfo{Name: "/dev/ttyACM0", USB: true, VID: "1546", PID: "01a8", Interface: "00"}},
+	}
+	var b strings.Builder
+	writePorts(&b, reports, false)
+	out := b.String()
+	lines := strings.Split(out, "\n")
+	if !strings.Contains(lines[0], "IF") || !strings.Contains(lines[0], "MODEM PORT") {
+		t.Errorf("header %q", lines[0])
+	}
+	for _, want := range []string{"/dev/ttyUSB1  2c7c:0125  01", "NMEA of Quectel EC25/EG25: [receiver] device",
+		"AT of Quectel EC25/EG25: [receiver.at] device", "ATTRS{bInterfaceNumber}"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	writePorts(&b, reports[2:], false)
+	if strings.Contains(b.String(), "MODEM PORT") {
+		t.Errorf("modem column without a modem:\n%s", b.String())
 	}
 }

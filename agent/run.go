@@ -71,6 +71,8 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		rollover: weekRollover{notBefore: buildDate(), log: log.With("part", "receiver")}}
 	p.rx = &nmea.Receiver{
 		Device:   cfg.Receiver.Device,
+		Gpsd:     cfg.Receiver.Gpsd,
+		AT:       atConfig(cfg.Receiver.AT),
 		Baud:     int(cfg.Receiver.Baud),
 		AutoBaud: cfg.Receiver.Baud == 0,
 		Log:      receiverLog(log.With("part", "receiver"), cfg.Receiver.Device),
@@ -86,9 +88,16 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 	}
 
-	log.Info("gps-agent started", "version", version, "built", p.rollover.notBefore.Format(time.DateOnly),
-		"truck_id", cfg.TruckID, "device", cfg.Receiver.Device, "baud", cfg.Receiver.Baud, "stream", cfg.Kinesis.Stream,
-		"buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))
+	source := []any{"device", cfg.Receiver.Device, "baud", cfg.Receiver.Baud}
+	if cfg.Receiver.Gpsd != "" {
+		source = []any{"gpsd", cfg.Receiver.Gpsd}
+	}
+	if cfg.Receiver.AT.Device != "" {
+		source = append(source, "at_device", cfg.Receiver.AT.Device, "at_init", cfg.Receiver.AT.Init)
+	}
+	log.Info("gps-agent started", append([]any{"version", version, "built", p.rollover.notBefore.Format(time.DateOnly),
+		"truck_id", cfg.TruckID}, append(source, "stream", cfg.Kinesis.Stream,
+		"buffer", filepath.Join(cfg.Buffer.Dir, bufferFile))...)...)
 
 	err = p.run(ctx, log)
 	log.Info("gps-agent stopped", p.status().logAttrs()...)
@@ -109,6 +118,14 @@ func (p *pipeline) store(buf *buffer.Buffer, enc *recordEncoder, k rxFix, log *s
 		return
 	}
 	p.appendFailing.Store(false)
+}
+
+// atConfig is the modem's part of the receiver's config; nil without [receiver.at].
+func atConfig(c ATConfig) *nmea.ATConfig {
+	if c.Device == "" {
+		return nil
+	}
+	return &nmea.ATConfig{Device: c.Device, Init: c.Init}
 }
 
 // uplinkConfig is the uplink's part of cfg.

@@ -25,8 +25,16 @@ func simulateCmd(ctx context.Context, fs *flag.FlagSet, args []string, stdout, s
 	fs.IntVar(&sim.Baud, "baud", 0, "on a pseudo-terminal, send NMEA only while the reader's line speed is this (else garbage, as a receiver at another rate would)")
 	replay := fs.String("replay", "", "play this recorded NMEA log at its recorded pace instead of a simulated drive")
 	speed := fs.Float64("speed", 1, "with --replay, play this many times faster")
+	modem := fs.String("modem", "", "simulate a cellular modem (Quectel-like) instead: its AT and NMEA ports as DIR/at and DIR/nmea; NMEA only after AT+QGPS=1")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *modem != "" {
+		if fs.NArg() > 0 || *out != "" || *link != "" || *replay != "" || sim.Rate <= 0 || sim.Rate > 50 {
+			fs.Usage()
+			return errUsage
+		}
+		return modemCmd(ctx, *modem, sim, stdout)
 	}
 	if fs.NArg() > 0 || sim.Rate <= 0 || sim.Rate > 50 || *count < 0 || (*out != "" && *link != "") || sim.Baud < 0 || *speed <= 0 {
 		fs.Usage()
@@ -133,6 +141,25 @@ func replayCmd(ctx context.Context, log string, speed float64, out, link string,
 		return nil
 	}
 	return err
+}
+
+// modemCmd runs a simulated modem until ctx ends.
+func modemCmd(ctx context.Context, dir string, sim nmea.Simulator, stdout io.Writer) error {
+	m := &nmea.SimModem{Dir: dir, Sim: sim}
+	ready := m.Ready()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case <-ready:
+		fmt.Fprintf(stdout, "simulating a modem: AT port %s, NMEA port %s (NMEA at %g Hz after AT+QGPS=1)\n", m.ATPath(),
+			m.NMEAPath(), sim.Rate)
+	case err := <-done:
+		return err
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 func ptyName(path, link string) string {

@@ -24,10 +24,11 @@ type Status struct {
 
 // ReceiverStatus is the receiver's device and counters.
 type ReceiverStatus struct {
-	Device   string      `json:"device"`
-	Baud     int         `json:"baud"`
-	Counters nmea.Stats  `json:"counters"`
-	LastFix  *FixSummary `json:"last_fix,omitempty"` // the receiver's last fix, kept by the filter or not
+	Device   string          `json:"device"`         // the serial device, or "gpsd HOST:PORT"
+	Link     *nmea.LinkState `json:"link,omitempty"` // open or unavailable and why; gpsd's answers; the modem's last commands
+	Baud     int             `json:"baud"`
+	Counters nmea.Stats      `json:"counters"`
+	LastFix  *FixSummary     `json:"last_fix,omitempty"` // the receiver's last fix, kept by the filter or not
 }
 
 // FixSummary is what a technician checks of the receiver's last fix.
@@ -57,12 +58,22 @@ type ClockStatus struct {
 	RolloverFixes uint64 `json:"week_rollover_fixes"`
 }
 
+// receiverName is how status and check name the receiver's source.
+func receiverName(r ReceiverConfig) string {
+	if r.Gpsd != "" {
+		return "gpsd " + r.Gpsd
+	}
+	return r.Device
+}
+
 func (p *pipeline) status() Status {
+	link := p.rx.Link()
 	st := Status{
 		Version: version,
 		Started: p.started,
 		Receiver: ReceiverStatus{
-			Device:   p.cfg.Receiver.Device,
+			Device:   receiverName(p.cfg.Receiver),
+			Link:     &link,
 			Baud:     p.rx.CurrentBaud(),
 			Counters: p.rxCounters.Snapshot(),
 			LastFix:  p.lastFix.Load(),

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fleetedge/gps-agent/nmea"
 )
 
 // statusCmd shows the daemon's state: asked through its socket while it runs, read from its database when not.
@@ -151,7 +153,18 @@ func (st fieldStatus) writeText(w io.Writer) {
 		if rx.Baud > 0 {
 			baud = fmt.Sprintf("%d baud", rx.Baud)
 		}
-		line("receiver", "%s at %s, last sentence %s", rx.Device, baud, ago(now, rx.Counters.LastSentence))
+		if rx.Link != nil && rx.Link.Source == "gpsd" {
+			baud = "through gpsd"
+			if g := rx.Link.Gpsd; g != nil && len(g.Devices) > 0 {
+				baud = fmt.Sprintf("through gpsd %s reading %s", g.Release, strings.Join(g.Devices, ", "))
+			} else if g != nil && g.Release != "" {
+				baud = fmt.Sprintf("through gpsd %s, which reads no receiver", g.Release)
+			}
+			line("receiver", "%s, last sentence %s", baud, ago(now, rx.Counters.LastSentence))
+		} else {
+			line("receiver", "%s at %s, last sentence %s", rx.Device, baud, ago(now, rx.Counters.LastSentence))
+		}
+		writeLink(line, now, rx)
 		if f := rx.LastFix; f != nil {
 			line("", "last fix %s (%s): %.6f,%.6f quality %d, %s satellites, hdop %s", f.Time.Local().Format("15:04:05"),
 				ago(now, f.Time), f.Lat, f.Lon, f.Quality, optSats(f.Sats), optHDOP(f.HDOP))
@@ -201,6 +214,49 @@ func (st fieldStatus) writeText(w io.Writer) {
 		line("", "traffic: %s sent, %s received; last minute: %.0f B per fix, %.1f MB/day at this rate (%.0f MB/30 days)",
 			bytesIEC(int64(u.BytesSent)), bytesIEC(int64(u.BytesReceived)), st.BytesPerFix, st.MBPerDay, 30*st.MBPerDay)
 	}
+}
+
+// writeLink prints the receiver's link when it is not simply open, and the modem's last commands.
+func writeLink(line func(section, format string, args ...any), now time.Time, rx ReceiverStatus) {
+	l := rx.Link
+	if l == nil {
+		return
+	}
+	what := rx.Device
+	if l.Source == "gpsd" {
+		what = "gpsd at " + l.Address
+	}
+	switch {
+	case l.State == nmea.LinkUnavailable:
+		line("", "%s UNAVAILABLE since %s, retrying: %s", what, ago(now, l.Since), l.LastError)
+	case l.State == nmea.LinkOpen && l.LastError != "":
+		line("", "%s open since %s (earlier: %s)", what, ago(now, l.Since), l.LastError)
+	case l.State == nmea.LinkStarting:
+		line("", "%s not opened yet", what)
+	}
+	if a := l.AT; a != nil {
+		if a.Sent.IsZero() {
+			line("modem", "AT port %s: no command sent yet", a.Device)
+			return
+		}
+		line("modem", "AT port %s: %s (sent %s, on %s; %d rounds)", a.Device, atAnswers(a), ago(now, a.Sent), a.Why, a.Rounds)
+	}
+}
+
+// atAnswers is a round of modem commands in a line: "AT+QGPS=1 -> +CME ERROR: 504".
+func atAnswers(a *nmea.ATState) string {
+	var parts []string
+	for _, r := range a.Results {
+		answer := r.Final
+		if r.Error != "" {
+			answer = r.Error
+		}
+		parts = append(parts, r.Command+" -> "+answer)
+	}
+	if a.Error != "" {
+		parts = append(parts, a.Error)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func optInt(p *int) string {

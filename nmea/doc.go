@@ -47,7 +47,12 @@
 //
 // The [Receiver] reopens a vanished device with backoff, finds the baud rate
 // when asked (auto-baud), reports silence, and logs a summary of dropped
-// input at most once a minute. [Replay] plays a recorded log at its pace,
+// input at most once a minute. It reads a serial port, or gpsd over TCP
+// (gpsd.go: the receiver's NMEA relayed, gpsd's JSON replies kept out of the
+// decoder), and starts a cellular modem's GNSS engine with AT commands on the
+// modem's AT port (at.go). [ListPorts] names a known modem's ports (NMEA, AT)
+// by USB ID and interface number from sysfs (modem_ports.go), and [SimModem]
+// plays such a modem on two pseudo-terminals. [Replay] plays a recorded log at its pace,
 // and the [Simulator] writes realistic NMEA of a truck (at a chosen line
 // rate, to a pty from [OpenPTY]).
 //

@@ -3,7 +3,9 @@ package nmea
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"go.bug.st/serial/enumerator"
@@ -18,6 +20,11 @@ type PortInfo struct {
 	SerialNumber string `json:"serial_number,omitempty"` // USB iSerial, when the device has one
 	Manufacturer string `json:"manufacturer,omitempty"`  // USB iManufacturer
 	Product      string `json:"product,omitempty"`       // USB iProduct, e.g. "u-blox GNSS receiver"
+	// Interface is the USB interface number, two hex digits (udev's ATTRS{bInterfaceNumber}): what tells the
+	// ports of one modem apart, since they share its USB ID.
+	Interface string `json:"interface,omitempty"`
+	Modem     string `json:"modem,omitempty"` // a known cellular modem's model (modem_ports.go)
+	Role      string `json:"role,omitempty"`  // on a known modem: RoleNMEA, RoleAT, RoleAT2 or RoleDiag
 }
 
 // ListPorts lists the machine's serial ports with their USB identity. On
@@ -30,8 +37,10 @@ func ListPorts() ([]PortInfo, error) {
 	}
 	out := make([]PortInfo, 0, len(list))
 	for _, p := range list {
-		out = append(out, PortInfo{Name: p.Name, USB: p.IsUSB, VID: p.VID, PID: p.PID,
-			SerialNumber: p.SerialNumber, Manufacturer: p.Manufacturer, Product: p.Product})
+		pi := PortInfo{Name: p.Name, USB: p.IsUSB, VID: strings.ToLower(p.VID), PID: strings.ToLower(p.PID),
+			SerialNumber: p.SerialNumber, Manufacturer: p.Manufacturer, Product: p.Product}
+		identify(sysfsRoot, &pi)
+		out = append(out, pi)
 	}
 	slices.SortFunc(out, func(a, b PortInfo) int {
 		switch {
@@ -96,18 +105,31 @@ func Probe(ctx context.Context, device string, rates []int, listen time.Duration
 	return res, nil
 }
 
-// probeRate listens at one rate. A rate proves itself with probeSentences
-// checksummed sentences; the listen then continues until a fix arrives or
-// listen is over.
+// probeRate listens at one rate.
 func probeRate(ctx context.Context, device string, baud int, listen time.Duration) (ProbeResult, error) {
-	res := ProbeResult{Device: device, Sats: -1}
 	port, err := OpenPort(device, baud)
 	if err != nil {
-		return res, fmt.Errorf("probe: %w", err)
+		return ProbeResult{Device: device, Sats: -1}, fmt.Errorf("probe: %w", err)
 	}
 	// A read blocks at most readTimeout (OpenPort sets it), so closing from
 	// here is never needed to unblock it; close when done.
 	defer port.Close()
+	res, err := listenFor(ctx, port, listen)
+	res.Device = device
+	if err != nil {
+		return res, fmt.Errorf("probe %s at %d baud: %w", device, baud, err)
+	}
+	if res.NMEA {
+		res.Baud = baud
+	}
+	return res, nil
+}
+
+// listenFor reads port, whose reads return at least every readTimeout, until
+// a fix arrives or listen is over. The NMEA proves itself with probeSentences
+// checksummed sentences.
+func listenFor(ctx context.Context, port io.Reader, listen time.Duration) (ProbeResult, error) {
+	res := ProbeResult{Sats: -1}
 	var c Counters
 	d := NewDecoder(func(f Fix) {
 		res.LastFix = &f
@@ -118,14 +140,14 @@ func probeRate(ctx context.Context, device string, baud int, listen time.Duratio
 	buf := make([]byte, 512)
 	for time.Now().Before(deadline) {
 		if err := ctx.Err(); err != nil {
-			return res, fmt.Errorf("probe %s: %w", device, err)
+			return res, err
 		}
 		n, err := port.Read(buf)
 		if n > 0 {
 			d.Write(buf[:n])
 		}
 		if err != nil { // a read timeout is n == 0 and no error; anything else is the device failing
-			return res, fmt.Errorf("probe %s at %d baud: read: %w", device, baud, err)
+			return res, fmt.Errorf("read: %w", err)
 		}
 		if res.LastFix != nil {
 			break
@@ -134,8 +156,6 @@ func probeRate(ctx context.Context, device string, baud int, listen time.Duratio
 	d.Flush()
 	s := c.Snapshot()
 	res.Sentences, res.Fixes, res.NoFix = s.Sentences+s.UnknownType+s.Unparsable, s.Fixes, s.NoFix
-	if res.Sentences >= probeSentences {
-		res.NMEA, res.Baud = true, baud
-	}
+	res.NMEA = res.Sentences >= probeSentences
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,10 +89,23 @@ func OpenPort(device string, baud int) (io.ReadCloser, error) {
 // Every SummaryEvery, if anything was dropped, one Warn line sums the
 // counters that grew (rate-limited: never a line per bad sentence).
 //
+// gpsd (Gpsd set): instead of the device, Run connects to gpsd, asks for the
+// receiver's NMEA and decodes it the same way, so the fixes are those of the
+// serial port; gpsd not running, or restarted, is a device that is not there:
+// reconnected with the same backoff. gpsd drops sentences with bad checksums
+// before relaying, so the counters differ from the serial port's.
+//
+// A modem's GNSS engine (AT set): its commands are sent on the modem's AT
+// port each time the device (or gpsd) is opened, and again every SilenceAfter
+// while the open device stays silent. [Receiver.Link] reports the source's
+// state and the modem's last answers.
+//
 // Fields must be set before Run and not changed while it runs. Run must not
 // be called twice at the same time on one Receiver.
 type Receiver struct {
 	Device       string        // path of the serial device, e.g. /dev/ttyUSB0 or a udev symlink
+	Gpsd         string        // HOST:PORT of gpsd, read instead of Device (gpsd.go); Baud is then unused
+	AT           *ATConfig     // a modem's GNSS engine to start with AT commands (at.go); nil: none
 	Baud         int           // baud rate, e.g. 9600; 0 means auto-baud
 	AutoBaud     bool          // probe rates when Baud does not deliver sentences (implied by Baud 0)
 	SilenceAfter time.Duration // silence that is reported; 0: DefaultSilenceAfter
@@ -105,6 +119,9 @@ type Receiver struct {
 
 	cur  atomic.Int64 // baud rate that delivered sentences last, 0 if none yet
 	beat atomic.Int64 // monotonic ns since clockBase of the loop's last step (a read returned or an open was tried), +1; 0: none
+
+	mu    sync.Mutex
+	state LinkState // guarded by mu; see Link
 }
 
 // clockBase anchors heartbeats on the monotonic clock: a heartbeat is stored
@@ -130,7 +147,15 @@ func (r *Receiver) Heartbeat() time.Time {
 // checksummed sentences, 0 if it has not yet. Safe to call while Run runs.
 func (r *Receiver) CurrentBaud() int { return int(r.cur.Load()) }
 
-func (r *Receiver) auto() bool { return r.AutoBaud || r.Baud == 0 }
+func (r *Receiver) auto() bool { return r.Gpsd == "" && (r.AutoBaud || r.Baud == 0) }
+
+// name is the source as logs and errors name it: the device, or "gpsd HOST:PORT".
+func (r *Receiver) name() string {
+	if r.Gpsd != "" {
+		return "gpsd " + r.Gpsd
+	}
+	return r.Device
+}
 
 // rates returns the rates to try, in order, for one sweep.
 func (r *Receiver) rates() []int {
@@ -156,6 +181,7 @@ type session struct {
 
 	heard       time.Time // last checksummed sentence, or the open that started the wait
 	silent      bool
+	restartDue  time.Time // while silent: when the modem's commands are sent again
 	lastSummary time.Time
 	prev        Stats
 }
@@ -167,7 +193,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("device", r.Device)
+	log = log.With("device", r.name())
 	c := r.Counters
 	if c == nil {
 		c = new(Counters)
@@ -176,6 +202,11 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if open == nil {
 		open = OpenPort
 	}
+	if r.Gpsd != "" && r.open == nil {
+		onJSON := r.gpsdJSON(log)
+		open = func(string, int) (io.ReadCloser, error) { return dialGpsd(r.Gpsd, onJSON) }
+	}
+	r.setState(LinkStarting, nil)
 	s := &session{
 		log: log, c: c, d: NewDecoder(r.OnFix, c, log),
 		silenceAfter: r.SilenceAfter, summaryEvery: r.SummaryEvery,
@@ -202,13 +233,18 @@ func (r *Receiver) Run(ctx context.Context) error {
 			port, err = open(r.Device, baud)
 			if err != nil {
 				l.missing = true
+				r.setState(LinkUnavailable, err)
 				break // the device is not there: no point trying other rates
 			}
+			r.setState(LinkOpen, nil)
 			reconnect, level := l.opened(i == 0)
 			if reconnect {
 				c.reconnects.Add(1)
 			}
 			log.Log(ctx, level, "receiver open", "baud", baud, "auto_baud", r.auto())
+			if i == 0 {
+				r.startEngine(ctx, log, "open")
+			}
 			if l.startSession() {
 				s.heard = time.Now()
 			}
@@ -227,11 +263,12 @@ func (r *Receiver) Run(ctx context.Context) error {
 			}
 			if !errors.Is(err, errNoSentences) {
 				l.broke()
-				err = fmt.Errorf("read receiver %s: %w", r.Device, err)
+				err = fmt.Errorf("read receiver %s: %w", r.name(), err)
+				r.setState(LinkUnavailable, err)
 				break
 			}
 			if i == len(rates)-1 {
-				err = fmt.Errorf("read receiver %s: auto-baud: no checksummed sentences at %v baud", r.Device, rates)
+				err = fmt.Errorf("read receiver %s: auto-baud: no checksummed sentences at %v baud", r.name(), rates)
 			}
 		}
 		if l.fail() {
@@ -362,6 +399,13 @@ func (r *Receiver) read(ctx context.Context, port io.ReadCloser, s *session, bau
 			s.c.silences.Add(1)
 			s.log.Warn("receiver silent: no valid sentence", "for", now.Sub(s.heard).Round(time.Millisecond),
 				"baud", baud, "last_sentence", s.c.LastSentence())
+			s.restartDue = now
+		}
+		// A modem that reset its GNSS engine may keep its ports open: start the engine again, and again every
+		// SilenceAfter while it stays silent.
+		if s.silent && r.AT != nil && !now.Before(s.restartDue) {
+			r.startEngine(ctx, s.log, "silent")
+			s.restartDue = time.Now().Add(s.silenceAfter)
 		}
 		if now.Sub(s.lastSummary) >= s.summaryEvery {
 			s.summary(now)
