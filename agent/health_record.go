@@ -151,16 +151,24 @@ func copySign(h, x float64) float64 {
 	return h
 }
 
-// receiverState judges the receiver: link is its nmea link state, sinceSentence and sinceFix how long ago the
-// last sentence and the last fix arrived, or the device opened if later.
-func receiverState(link string, sinceSentence, sinceFix time.Duration) string {
+// receiverState judges the receiver: link is its nmea link state; sinceOpen how long ago the device (or gpsd)
+// opened; sinceSentence and sinceFix how long ago the last sentence and the last fix arrived, negative when none
+// did since it opened. It returns "" while it cannot tell yet: a device that just opened has its ten seconds to
+// speak and to fix before it counts as silent or without a fix, and meanwhile is not "ok" either.
+func receiverState(link string, sinceOpen, sinceSentence, sinceFix time.Duration) string {
 	switch {
+	case link == nmea.LinkStarting:
+		return ""
 	case link != nmea.LinkOpen:
 		return rxUnavailable
-	case sinceSentence >= silentAfter:
+	case sinceSentence >= silentAfter, sinceSentence < 0 && sinceOpen >= silentAfter:
 		return rxSilent
-	case sinceFix >= noFixAfter:
+	case sinceSentence < 0:
+		return ""
+	case sinceFix >= noFixAfter, sinceFix < 0 && sinceOpen >= noFixAfter:
 		return rxNoFix
+	case sinceFix < 0:
+		return ""
 	default:
 		return rxOK
 	}

@@ -52,6 +52,7 @@ func (h *healthRows) sawFix(gnss, at time.Time) { h.lastFix.Store(&fixSeen{gnss:
 type rowsLoop struct {
 	seq          uint64
 	sent         string    // receiver state in the last row handed over; "" before the first
+	why          string    // and its error
 	lastRow      time.Time // when the last row was handed over
 	lastChange   time.Time // when the last change row was handed over
 	wasOpen      bool
@@ -60,8 +61,8 @@ type rowsLoop struct {
 	lastSentence time.Time
 }
 
-// Run hands rows over until ctx ends. The first row waits for the receiver to settle (its first fix, or the
-// silence time after start), so that a gateway's start row does not report a receiver still opening.
+// Run hands rows over until ctx ends. The first row waits until the receiver's state is known (at most the
+// silence time after the device opens), so that a gateway's start row does not report a receiver still opening.
 func (h *healthRows) Run(ctx context.Context) error {
 	t := time.NewTicker(h.poll)
 	defer t.Stop()
@@ -82,8 +83,14 @@ func (h *healthRows) step(l *rowsLoop, now time.Time) {
 	reason := ""
 	switch {
 	case l.sent == "":
-		if state == rxOK || now.Sub(h.started) >= silentAfter {
+		if state != "" {
 			reason = healthStart
+		}
+	case state == "":
+		// Undecided (the device just reopened): no change yet; an interval row repeats the last state.
+		state, why = l.sent, l.why
+		if now.Sub(l.lastRow) >= h.interval {
+			reason = healthInterval
 		}
 	case state != l.sent:
 		if now.Sub(l.lastChange) >= changeEvery {
@@ -100,7 +107,7 @@ func (h *healthRows) step(l *rowsLoop, now time.Time) {
 	in := h.gather(now)
 	in.now, in.fix, in.receiver, in.receiverError = now, h.lastFix.Load(), state, why
 	h.put(buildHealthRow(h.truckID, h.boot, l.seq, reason, in).encode())
-	l.sent, l.lastRow = state, now
+	l.sent, l.why, l.lastRow = state, why, now
 }
 
 // judge returns the receiver's state at now, and the link's error when it is unavailable.
@@ -114,10 +121,10 @@ func (h *healthRows) judge(l *rowsLoop, now time.Time) (state, why string) {
 	if n := h.sentences(); n != l.sentenceN {
 		l.sentenceN, l.lastSentence = n, now
 	}
-	// Measured from the last open at most: a receiver that just reopened has its own ten seconds.
+	// Only what arrived since the last open counts: a receiver that just reopened has its own ten seconds.
 	since := func(t time.Time) time.Duration {
-		if t.Before(l.openedAt) {
-			t = l.openedAt
+		if t.IsZero() || t.Before(l.openedAt) {
+			return -1
 		}
 		return now.Sub(t)
 	}
@@ -125,7 +132,7 @@ func (h *healthRows) judge(l *rowsLoop, now time.Time) (state, why string) {
 	if f := h.lastFix.Load(); f != nil {
 		fixAt = f.at
 	}
-	state = receiverState(link.State, since(l.lastSentence), since(fixAt))
+	state = receiverState(link.State, now.Sub(l.openedAt), since(l.lastSentence), since(fixAt))
 	if state == rxUnavailable {
 		why = link.LastError
 	}
