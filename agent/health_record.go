@@ -154,7 +154,8 @@ func copySign(h, x float64) float64 {
 // receiverState judges the receiver: link is its nmea link state; sinceOpen how long ago the device (or gpsd)
 // opened; sinceSentence and sinceFix how long ago the last sentence and the last fix arrived, negative when none
 // did since it opened. It returns "" while it cannot tell yet: a device that just opened has its ten seconds to
-// speak and to fix before it counts as silent or without a fix, and meanwhile is not "ok" either.
+// speak and to fix before it counts as silent or without a fix, and meanwhile is not "ok" either; a receiver whose
+// fixes stopped with its sentences is going silent, not losing its fix, and is not called no_fix on the way.
 func receiverState(link string, sinceOpen, sinceSentence, sinceFix time.Duration) string {
 	switch {
 	case link == nmea.LinkStarting:
@@ -166,10 +167,17 @@ func receiverState(link string, sinceOpen, sinceSentence, sinceFix time.Duration
 	case sinceSentence < 0:
 		return ""
 	case sinceFix >= noFixAfter, sinceFix < 0 && sinceOpen >= noFixAfter:
-		return rxNoFix
+		if sinceSentence < stillTalking {
+			return rxNoFix
+		}
+		return ""
 	case sinceFix < 0:
 		return ""
 	default:
 		return rxOK
 	}
 }
+
+// stillTalking is how recent the last sentence must be for a receiver without a fix to count as talking: a
+// receiver sends every second, and one quiet for longer is on its way to silent.
+const stillTalking = 3 * time.Second

@@ -66,7 +66,8 @@ func TestHealthRowsStates(t *testing.T) {
 	rx.link = nmea.LinkState{State: nmea.LinkOpen}
 	run(3, true, true) // t=3..5: open, fixes
 	note()
-	run(20, false, false) // silent from 6: "silent" at 15 (10 s without a sentence)
+	run(1, true, false)   // the last epoch's fix came a second before its last sentences
+	run(20, false, false) // silent from 7: "silent" at 15 (10 s without a sentence)
 	note()
 	run(3, true, false) // talking again, no fix
 	note()
@@ -84,12 +85,12 @@ func TestHealthRowsStates(t *testing.T) {
 	note()
 	want := []string{
 		"1:start:ok@3",       // open seen at 3 with a fix
-		"2:change:silent@15", // the last sentence at 5
-		"3:change:no_fix@26", // talking from 26 without a fix: 11 s after the last change row
-		"4:change:ok@36",     // fixes from 29, held to 10 s after the last change row
-		"5:interval:ok@96",   // a minute after the last row
-		"6:change:unavailable@104",
-		"7:change:no_fix@129", // reopened at 119: undecided for its ten seconds, never called ok
+		"2:change:silent@16", // the last sentence at 6: never no_fix on the way
+		"3:change:no_fix@27", // talking from 27 without a fix: 11 s after the last change row
+		"4:change:ok@37",     // fixes from 30, held to 10 s after the last change row
+		"5:interval:ok@97",   // a minute after the last row
+		"6:change:unavailable@105",
+		"7:change:no_fix@130", // reopened at 120: undecided for its ten seconds, never called ok
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("rows\n%s\nwant\n%s", strings.Join(got, " "), strings.Join(want, " "))
