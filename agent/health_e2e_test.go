@@ -218,7 +218,35 @@ func TestHealthRowsEndToEnd(t *testing.T) {
 	rx.set(rxSendFix)
 	rx.plug()
 	rows = waitHealth(t, agent, k, hstream, len(rows), rxOK)
+
+	// `gps-agent check` puts one real row, marked as a check, with the running daemon's numbers.
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	_, out, verdicts := checkOutput(t, path)
+	wantVerdicts(t, out, verdicts, map[string]string{"health": pass})
+	var checkRow *healthRow
+	for _, r := range readHealth(t, k, hstream) {
+		if r.Check {
+			checkRow = &r
+		}
+	}
+	if checkRow == nil || checkRow.Reason != healthCheck || checkRow.Boot == rows[0].Boot || checkRow.Receiver != rxOK ||
+		checkRow.Fixes == 0 || checkRow.TSSrc != "gnss" {
+		t.Errorf("check row %+v; check said:\n%s", checkRow, out)
+	}
 	agent.stop(t)
+
+	// Without the daemon, to a health stream that does not exist: FAIL, saying so.
+	b, _ = os.ReadFile(path)
+	writeFile(t, path, strings.Replace(string(b), `health_stream = "health"`, `health_stream = "no-such-health"`, 1))
+	_, out, verdicts = checkOutput(t, path)
+	wantVerdicts(t, out, verdicts, map[string]string{"health": fail})
+	if !strings.Contains(out, "health stream no-such-health not found") {
+		t.Errorf("check without the stream:\n%s", out)
+	}
 
 	// The states in order, each change once, interval rows between.
 	var states []string
