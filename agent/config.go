@@ -122,7 +122,7 @@ type KinesisConfig struct {
 	// Empty: no health rows. Must differ from Stream: a health row is not a position.
 	HealthStream string `toml:"health_stream"`
 	// HealthInterval is how often a health row is sent when nothing changes. Default 60s: 1,440 rows (about
-	// 1.3 MB at the TLS socket) a day per truck, and a dashboard sees a silent gateway within two minutes.
+	// 1.2 MB at the TLS socket, 858 B a row) a day per truck, and a dashboard sees a silent gateway within two minutes.
 	// 1s to 1h.
 	HealthInterval Duration `toml:"health_interval"`
 }
