@@ -121,9 +121,9 @@ type KinesisConfig struct {
 	// JSON record every HealthInterval and on each change of the receiver's state, on the positions' connection.
 	// Empty: no health rows. Must differ from Stream: a health row is not a position.
 	HealthStream string `toml:"health_stream"`
-	// HealthInterval is how often a health row is sent when nothing changes. Default 60s: 1,440 rows (about
-	// 1.2 MB at the TLS socket, 858 B a row) a day per truck, and a dashboard sees a silent gateway within two minutes.
-	// 1s to 1h.
+	// HealthInterval is how often a health row is sent when nothing changes. Default 60s: 1,440 rows a day per
+	// truck (about 1.2 MB at the TLS socket, 858 B a row), and a dashboard sees a silent gateway within two
+	// minutes. 1s to 1h.
 	HealthInterval Duration `toml:"health_interval"`
 }
 

@@ -225,8 +225,13 @@ func TestHealthRowsEndToEnd(t *testing.T) {
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	if _, out, _ := runCLI(t, nil, "status", "--config", path); !strings.Contains(out, "health") ||
+		!strings.Contains(out, "rows sent (last") {
+		t.Errorf("status shows no health line:\n%s", out)
+	}
 	_, out, verdicts := checkOutput(t, path)
 	wantVerdicts(t, out, verdicts, map[string]string{"health": pass})
+	t.Logf("check:\n%s", out)
 	var checkRow *healthRow
 	for _, r := range readHealth(t, k, hstream) {
 		if r.Check {
