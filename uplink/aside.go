@@ -135,8 +135,8 @@ func (l *loop) sendAside(ctx context.Context) {
 	a.stats.LastSent = time.Now()
 }
 
-// asidePending reports whether an aside waits, without taking it.
-func (a *aside) asidePending() bool {
+// waiting reports whether an aside waits, without taking it.
+func (a *aside) waiting() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.pending != nil

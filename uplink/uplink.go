@@ -112,7 +112,7 @@ func (l *loop) run(ctx context.Context) {
 	notify := l.q.Notify()
 	woke := true // the next send is the first after idling: linger applies
 	for ctx.Err() == nil {
-		if l.aside.asidePending() {
+		if l.aside.waiting() {
 			l.sendAside(ctx) // between rounds: a backlog that never waits still lets it out
 		}
 		if woke && l.cfg.Linger > 0 && l.wait(ctx, l.cfg.Linger, nil) == waitDone {
