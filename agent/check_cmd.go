@@ -147,6 +147,19 @@ func runChecks(ctx context.Context, cfgPath string, listen time.Duration) []verd
 	} else {
 		add(checkStream(ctx, client, cfg.Kinesis.Stream))
 	}
+	if cfg.Kinesis.HealthStream != "" {
+		if client == nil {
+			add(verdict{Check: "health", Result: skip, Detail: "needs credentials"})
+		} else {
+			var rx verdict
+			for _, v := range vs {
+				if v.Check == "receiver" {
+					rx = v
+				}
+			}
+			add(checkHealthRow(ctx, client, cfg, running, rx))
+		}
+	}
 	if derr == nil {
 		add(checkDelivery(st))
 	}

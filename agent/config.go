@@ -117,6 +117,14 @@ type KinesisConfig struct {
 	// IoT takes credentials from the AWS IoT Core credentials provider with the gateway's X.509 certificate,
 	// instead of the environment, web identity or the shared files. Optional.
 	IoT *IoTConfig `toml:"iot"`
+	// HealthStream is the Kinesis data stream the agent's health rows go to (docs/health.schema.json): one small
+	// JSON record every HealthInterval and on each change of the receiver's state, on the positions' connection.
+	// Empty: no health rows. Must differ from Stream: a health row is not a position.
+	HealthStream string `toml:"health_stream"`
+	// HealthInterval is how often a health row is sent when nothing changes. Default 60s: 1,440 rows a day per
+	// truck (about 1.2 MB at the TLS socket, 858 B a row), and a dashboard sees a silent gateway within two
+	// minutes. 1s to 1h.
+	HealthInterval Duration `toml:"health_interval"`
 }
 
 // IoTConfig is the AWS IoT Core credentials provider: mutual TLS with the thing certificate, exchanged for
@@ -185,6 +193,7 @@ func DefaultConfig() Config {
 			MaxBytes:       buffer.DefaultOptions().MaxBytes,
 			MaxAge:         Duration{buffer.DefaultOptions().MaxAge},
 		},
+		Kinesis: KinesisConfig{HealthInterval: Duration{defaultHealthInterval}},
 		Uplink: UplinkConfig{
 			BackfillShare: uplink.DefaultBackfillShare,
 			BackfillDelay: Duration{uplink.DefaultBackfillDelay},
@@ -435,6 +444,16 @@ func (c *Config) Validate() []*ConfigError {
 		bad("kinesis.region", "required: the stream's AWS region, for example eu-west-1")
 	case !regionPattern.MatchString(c.Kinesis.Region):
 		bad("kinesis.region", "%q: not an AWS region name like eu-west-1", c.Kinesis.Region)
+	}
+	switch h := c.Kinesis.HealthStream; {
+	case h == "":
+	case !streamPattern.MatchString(h):
+		bad("kinesis.health_stream", "%q: a stream name has 1 to 128 letters, digits or _.-", h)
+	case h == c.Kinesis.Stream:
+		bad("kinesis.health_stream", "%q is also kinesis.stream: health rows need a stream of their own", h)
+	}
+	if d := c.Kinesis.HealthInterval.Duration; d < minHealthInterval || d > time.Hour {
+		bad("kinesis.health_interval", "%s: use %s to 1h", d, minHealthInterval)
 	}
 	if e := c.Kinesis.Endpoint; e != "" {
 		u, err := url.Parse(e)

@@ -35,7 +35,8 @@ func TestParseConfigGood(t *testing.T) {
 	want.TruckID = "TRK-0042"
 	want.Receiver = ReceiverConfig{Device: "/dev/ttyUSB0", Baud: 4800}
 	want.Buffer.CommitInterval = Duration{500 * time.Millisecond}
-	want.Kinesis = KinesisConfig{Stream: "fleet-positions", Region: "eu-west-1", Endpoint: "http://127.0.0.1:4567"}
+	want.Kinesis = KinesisConfig{Stream: "fleet-positions", Region: "eu-west-1", Endpoint: "http://127.0.0.1:4567",
+		HealthInterval: Duration{time.Minute}}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config = %+v\nwant %+v", cfg, want)
 	}

@@ -81,6 +81,9 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 			now := time.Now()
 			f = p.rollover.fix(f)
 			p.lastFix.Store(summarize(f))
+			if p.health != nil {
+				p.health.sawFix(f.Time, now)
+			}
 			clock.observe(f.Time, now)
 			for _, k := range fl.keep(f, now) {
 				p.store(buf, enc, k, log)
@@ -88,9 +91,16 @@ func runAgent(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 	}
 
+	if cfg.Kinesis.HealthStream != "" {
+		p.health = p.newHealthRows(cfg)
+	}
+
 	source := []any{"device", cfg.Receiver.Device, "baud", cfg.Receiver.Baud}
 	if cfg.Receiver.Gpsd != "" {
 		source = []any{"gpsd", cfg.Receiver.Gpsd}
+	}
+	if cfg.Kinesis.HealthStream != "" {
+		source = append(source, "health_stream", cfg.Kinesis.HealthStream, "health_interval", cfg.Kinesis.HealthInterval)
 	}
 	if cfg.Receiver.AT.Device != "" {
 		source = append(source, "at_device", cfg.Receiver.AT.Device, "at_init", cfg.Receiver.AT.Init)
@@ -160,6 +170,7 @@ type pipeline struct {
 	buf        *buffer.Buffer
 	up         *uplink.Uplink
 	lastFix    atomic.Pointer[FixSummary] // the receiver's last fix, for status
+	health     *healthRows                // the health rows' producer; nil without [kinesis] health_stream
 	rollover   weekRollover               // corrects the dates of receivers with the week-number rollover bug
 
 	appendErrors  atomic.Uint64 // fixes the buffer refused (lost)
@@ -170,7 +181,7 @@ type pipeline struct {
 // first (no new fixes), then the uplink (it finishes the call in flight, within its stop timeout, so those records
 // are acked rather than sent again later), then the buffer, whose Close commits the tail: a clean stop loses nothing.
 func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
-	failed := make(chan error, 3)
+	failed := make(chan error, 4)
 	start := func(name string, run func(context.Context) error) (stop func()) {
 		partCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
@@ -185,6 +196,10 @@ func (p *pipeline) run(ctx context.Context, log *slog.Logger) error {
 	stopBuf := start("buffer", p.buf.Run)
 	stopUp := start("uplink", p.up.Run)
 	stopRx := start("receiver", p.rx.Run)
+	stopHealth := func() {}
+	if p.health != nil {
+		stopHealth = start("health rows", p.health.Run)
+	}
 
 	notify, err := newNotifier()
 	if err != nil {
@@ -242,6 +257,7 @@ wait:
 	notifyLog("STOPPING=1")
 	stopControl() // before the parts: nobody asks a buffer that is closing
 	stopRx()
+	stopHealth()
 	stopUp()
 	stopBuf()
 	if cerr := p.buf.Close(); cerr != nil && err == nil {

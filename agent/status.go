@@ -20,6 +20,8 @@ type Status struct {
 	Clock    ClockStatus       `json:"clock"`
 	Buffer   buffer.Stats      `json:"buffer"`
 	Uplink   uplink.Stats      `json:"uplink"`
+	// Health counts the health rows put to [kinesis] health_stream (sent, failed, replaced unsent); nil when off.
+	Health *uplink.AsideStats `json:"health,omitempty"`
 }
 
 // ReceiverStatus is the receiver's device and counters.
@@ -90,6 +92,10 @@ func (p *pipeline) status() Status {
 		Uplink: p.up.Stats(),
 	}
 	p.filter.eachDropped(func(reason string, n uint64) { st.Filter[reason] = n })
+	if p.health != nil {
+		h := p.up.AsideStats()
+		st.Health = &h
+	}
 	return st
 }
 

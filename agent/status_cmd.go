@@ -213,6 +213,13 @@ func (st fieldStatus) writeText(w io.Writer) {
 		line("", "drain: %.1f fixes/s stored, backlog %+.1f/s (backfill pace %.0f/s)", st.DrainRate, st.BacklogRate, u.BackfillRate)
 		line("", "traffic: %s sent, %s received; last minute: %.0f B per fix, %.1f MB/day at this rate (%.0f MB/30 days)",
 			bytesIEC(int64(u.BytesSent)), bytesIEC(int64(u.BytesReceived)), st.BytesPerFix, st.MBPerDay, 30*st.MBPerDay)
+		if h := a.Health; h != nil {
+			line("health", "%d rows sent (last %s), %d failed, %d replaced unsent", h.Sent, ago(now, h.LastSent), h.Failed,
+				h.Replaced)
+			if h.LastError != "" {
+				line("", "last error: %s", h.LastError)
+			}
+		}
 	}
 }
 

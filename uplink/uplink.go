@@ -21,6 +21,7 @@ type Uplink struct {
 	running atomic.Bool
 
 	stats *counters
+	aside *aside // the next record for another stream (aside.go)
 
 	randN func(max time.Duration) time.Duration // uniform in [0, max]; tests replace it
 }
@@ -64,6 +65,7 @@ func New(cfg Config, api API, q Queue) *Uplink {
 		q:     q,
 		log:   cfg.Log,
 		stats: newCounters(wireOf(api)),
+		aside: newAside(),
 		randN: func(max time.Duration) time.Duration {
 			if max <= 0 {
 				return 0
@@ -110,6 +112,9 @@ func (l *loop) run(ctx context.Context) {
 	notify := l.q.Notify()
 	woke := true // the next send is the first after idling: linger applies
 	for ctx.Err() == nil {
+		if l.aside.waiting() {
+			l.sendAside(ctx) // between rounds: a backlog that never waits still lets it out
+		}
 		if woke && l.cfg.Linger > 0 && l.wait(ctx, l.cfg.Linger, nil) == waitDone {
 			return
 		}
@@ -176,23 +181,32 @@ const (
 // wait blocks for d (forever if d < 0), until wake fires (if not nil), or
 // until ctx ends, and says which. Stats.NextAttempt says when it ends.
 func (l *loop) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) int {
-	var timeout <-chan time.Time
+	var (
+		timeout <-chan time.Time
+		due     time.Time
+	)
 	if d >= 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
-		l.stats.nextAttempt(time.Now().Add(d))
-	} else {
-		l.stats.nextAttempt(time.Time{})
+		due = time.Now().Add(d)
 	}
+	l.stats.nextAttempt(due)
 	defer func() { l.stats.nextAttempt(time.Now()) }()
-	select {
-	case <-ctx.Done():
-		return waitDone
-	case <-wake:
-		return waitWoken
-	case <-timeout:
-		return waitTimeout
+	for {
+		select {
+		case <-ctx.Done():
+			return waitDone
+		case <-wake:
+			return waitWoken
+		case <-timeout:
+			return waitTimeout
+		case <-l.aside.wake:
+			// An aside goes out during the wait; the wait goes on after it
+			// (a fix that came meanwhile is seen at once: wake is buffered).
+			l.sendAside(ctx)
+			l.stats.nextAttempt(due)
+		}
 	}
 }
 
