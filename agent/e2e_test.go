@@ -450,7 +450,13 @@ func hasEpoch(a *arrived, f *feeder, epoch int) bool {
 
 func waitEpochs(t *testing.T, f *feeder, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// The epochs still to come at the feeder's rate, and 30 s for a loaded machine.
+	rate := f.sim.Rate
+	if rate == 0 {
+		rate = 1 // the simulator's default
+	}
+	left := time.Duration(float64(n-f.count()) / rate * float64(time.Second))
+	deadline := time.Now().Add(left + 30*time.Second)
 	for f.count() < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("feeder stuck at %d epochs, want %d", f.count(), n)

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 // Package cutfs is a power-cut filesystem for tests: a FUSE filesystem over a
 // backing directory (the "disk") that keeps in memory everything a power cut
 // would lose, as Jepsen's LazyFS and SQLite's crash-test VFS do.

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 // Package cutfstest starts the power-cut filesystem (cmd/cutfs) for a test,
 // in a process of its own, and cuts its power.
 package cutfstest

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 // Command cutfs serves the power-cut filesystem of package cutfs, for tests:
 //
 //	cutfs --backing DIR --mount DIR --control SOCKET [--read-rate BYTES_PER_S]
