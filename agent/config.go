@@ -130,8 +130,10 @@ type UplinkConfig struct {
 	// BackfillDelay: after an outage or a restart with a backlog, backfill starts after a random delay up to
 	// this, so that a fleet leaving a depot does not hit its shards together. Default 30s; "0s" starts at once.
 	BackfillDelay Duration `toml:"backfill_delay"`
-	// MaxBackoff caps the wait between retries, and is the wait after an error retrying cannot fix (stream
-	// not found, access denied). Default 30s.
+	// MaxBackoff caps the wait between retries after server errors, and is the wait after an error retrying
+	// cannot fix (stream not found, access denied, credentials). A down link is probed with each new fix, at most
+	// once a second (every 5 s after five minutes down), and throttling is retried within a second, whatever
+	// this says. Default 30s.
 	MaxBackoff Duration `toml:"max_backoff"`
 	// StopTimeout bounds how long a clean stop waits for the call in flight. Default 5s: well inside systemd's
 	// stop timeout.

@@ -33,7 +33,7 @@ func newHealthQueue() *healthQueue { return &healthQueue{next: 1, notify: make(c
 func (q *healthQueue) add(n int) {
 	q.mu.Lock()
 	for range n {
-		q.pending = append(q.pending, uplink.Record{Seq: q.next, Data: fmt.Appendf(nil, `{"seq":%d}`, q.next)})
+		q.pending = append(q.pending, uplink.Record{Seq: q.next, Data: fmt.Appendf(nil, `{"seq":%d}`, q.next), Queued: time.Now()})
 		q.next++
 	}
 	q.mu.Unlock()

@@ -256,7 +256,7 @@ func (q queue) Notify() <-chan struct{}  { return q.b.Notify() }
 func toUplink(recs []buffer.Record) []uplink.Record {
 	out := make([]uplink.Record, len(recs))
 	for i, r := range recs {
-		out[i] = uplink.Record{Seq: r.Seq, Data: r.Data}
+		out[i] = uplink.Record{Seq: r.Seq, Data: r.Data, Queued: r.Queued}
 	}
 	return out
 }

@@ -20,6 +20,23 @@ type Record struct {
 	// Appended is the time the caller gave Append (the agent: the fix's GNSS
 	// time), not the gateway's clock at the call.
 	Appended time.Time
+	// Queued is when Append was called, on this boot's monotonic clock
+	// (time.Since(Queued) is immune to steps of the wall clock). It is kept
+	// in memory only, for the last queuedRing appends of this Buffer; it is
+	// zero for records appended before Open (read from disk after a
+	// restart) or longer ago. It tells a record just recorded from backlog.
+	Queued time.Time
+}
+
+// queuedRing is how many of the latest appends remember their Queued
+// instant once committed: ~17 minutes at 1 Hz, far more than the seconds
+// for which a record counts as just recorded. 16 KB.
+const queuedRing = 1024
+
+// queuedAt is the append instant of one seq, in the ring Buffer.queued.
+type queuedAt struct {
+	seq  uint64
+	born time.Duration // since Buffer.epoch
 }
 
 // Stats is a snapshot of the buffer's state and counters since Open.
@@ -97,6 +114,7 @@ type Buffer struct {
 	hwm            uint64    // highest reserved seq; next <= hwm+1
 	st             Stats     // counters only
 	notify         chan struct{}
+	queued         [queuedRing]queuedAt // append instants by seq % queuedRing, for Record.Queued
 
 	lastDropLog    time.Time
 	dropsUnlogged  [2]uint64 // max bytes, max age
@@ -163,7 +181,9 @@ func (b *Buffer) Append(at time.Time, encode func(seq uint64) ([]byte, error)) (
 		return 0, fmt.Errorf("append seq %d: encode: %w", seq, err)
 	}
 	b.next++
-	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: time.Since(b.epoch)})
+	born := time.Since(b.epoch)
+	b.tail = append(b.tail, entry{seq: seq, data: data, at: at, born: born})
+	b.queued[seq%queuedRing] = queuedAt{seq: seq, born: born}
 	b.latest = at
 	b.tailLive++
 	if b.tailLive == 1 {
@@ -189,8 +209,18 @@ func (b *Buffer) tailIndex(s uint64) int {
 	return sort.Search(len(b.tail), func(i int) bool { return b.tail[i].seq >= s })
 }
 
-func (e entry) record() Record {
-	return Record{Seq: e.seq, Data: slices.Clone(e.data), Appended: e.at}
+func (b *Buffer) record(e entry) Record {
+	return Record{Seq: e.seq, Data: slices.Clone(e.data), Appended: e.at, Queued: b.epoch.Add(e.born)}
+}
+
+// setQueued fills Record.Queued of records read from disk from the ring of
+// this Buffer's latest appends. Caller holds mu.
+func (b *Buffer) setQueued(recs []Record) {
+	for i := range recs {
+		if q := b.queued[recs[i].Seq%queuedRing]; recs[i].Queued.IsZero() && q.seq == recs[i].Seq && q.seq != 0 {
+			recs[i].Queued = b.epoch.Add(q.born)
+		}
+	}
 }
 
 // scanDisk reads up to max committed records not in acked, walking the records bucket from first in the
@@ -252,7 +282,7 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	var out []Record
 	for i := b.tailIndex(after + 1); i < len(b.tail) && len(out) < max; i++ {
 		if !b.tail[i].acked {
-			out = append(out, b.tail[i].record())
+			out = append(out, b.record(b.tail[i]))
 		}
 	}
 	onDisk := b.diskCount > 0
@@ -271,6 +301,9 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read oldest after seq %d: %w", after, err)
 	}
+	b.mu.Lock()
+	b.setQueued(disk)
+	b.mu.Unlock()
 	return mergeRecords(disk, out, max, func(a, b uint64) int { return cmpU64(a, b) }), nil
 }
 
@@ -287,7 +320,7 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	var out []Record
 	for i := len(b.tail) - 1; i >= 0 && len(out) < max; i-- {
 		if !b.tail[i].acked {
-			out = append(out, b.tail[i].record())
+			out = append(out, b.record(b.tail[i]))
 		}
 	}
 	onDisk := b.diskCount > 0 && len(out) < max
@@ -304,6 +337,9 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read newest: %w", err)
 	}
+	b.mu.Lock()
+	b.setQueued(disk)
+	b.mu.Unlock()
 	return mergeRecords(disk, out, max, func(a, b uint64) int { return cmpU64(b, a) }), nil
 }
 

@@ -78,3 +78,57 @@ func TestBenchBacklogDrain(t *testing.T) {
 	benchfig.Record(t, benchfig.AtMost("uplink live fix latency during backlog drain p50", r.p50.Seconds(), "s", 2))
 	benchfig.Record(t, benchfig.AtMost("uplink live fix latency during backlog drain p99", r.p99.Seconds(), "s", 2))
 }
+
+// benchLiveFirst runs a 60 s outage of kind on the poor link (300 ms,
+// 256 kbit/s up, 1 Mbit/s down) with 20,000 fixes buffered and a live fix a
+// second, and records, counted from the link's return: the time to notice
+// it, the live fixes' latency while the backlog drains (the first 60 s of
+// the drain, which takes ~7 minutes at this rate), the drain rate and the
+// duplicates.
+func benchLiveFirst(t *testing.T, kind uplinktest.Outage) {
+	benchfig.Require(t)
+	const backlog = 20000
+	r := outageRun{profile: uplinktest.Poor(), kind: kind, backlog: backlog, outage: time.Minute, watch: time.Minute}.run(t)
+	hole := ""
+	if kind == uplinktest.BlackHole {
+		hole = ", connects hang (kernel DROP)"
+		if !r.kernelHole {
+			hole = ", connects accepted and silent (userspace hole)"
+		}
+	}
+	name := "uplink after a 60 s " + kind.String() + " outage on the poor link"
+	note := fmt.Sprintf("poor link (300 ms, 256/1000 kbit/s), TLS+h2 to kinesalite%s; %d fixes buffered, 1 Hz live; %v", hole, backlog, r)
+	f := benchfig.AtMost(name+": link noticed", r.noticed.Seconds(), "s", 2)
+	f.Note = note
+	benchfig.Record(t, f)
+	benchfig.Record(t, benchfig.AtMost(name+": live fix latency p99 while the backlog drains", r.p99.Seconds(), "s", 2))
+	benchfig.Record(t, benchfig.Reference(name+": live fix latency p50 while the backlog drains", r.p50.Seconds(), "s"))
+	d := benchfig.Reference(name+": backlog drain time (20,000 fixes, projected from the first minute)", backlog/r.drainRate, "s")
+	d.Note = fmt.Sprintf("%.0f records/s over the first minute after the return; the link carries ~100/s of these records at 256 kbit/s", r.drainRate)
+	benchfig.Record(t, d)
+	benchfig.Record(t, benchfig.AtMost(name+": duplicates", 100*r.dupShare(), "%", 2))
+	w := benchfig.Reference(name+": bytes on the link during the outage", float64(r.downBytes), "B")
+	w.Note = "TLS bytes both ways at the client's sockets while the link was down; TCP/IP headers (a SYN is 60 B) not counted"
+	benchfig.Record(t, w)
+	if r.noticed < 0 || r.live == 0 {
+		t.Errorf("nothing delivered after the return: %v", r)
+	}
+}
+
+func TestBenchLiveFirstPoorRefused(t *testing.T)   { benchLiveFirst(t, uplinktest.Refused) }
+func TestBenchLiveFirstPoorBlackHole(t *testing.T) { benchLiveFirst(t, uplinktest.BlackHole) }
+
+// TestBenchBacklogDrainLTE drains 20,000 fixes buffered during a 60 s
+// outage on the LTE link (60 ms, 5 Mbit/s up), a live fix a second.
+func TestBenchBacklogDrainLTE(t *testing.T) {
+	benchfig.Require(t)
+	const backlog = 20000
+	r := outageRun{profile: uplinktest.LTE(), kind: uplinktest.Refused, backlog: backlog, outage: time.Minute, watch: 90 * time.Second}.run(t)
+	f := benchfig.Reference("uplink backlog drain time after a 60 s outage on the LTE link (20,000 fixes)", r.drained.Seconds(), "s")
+	f.Note = fmt.Sprintf("LTE link (60 ms, 5/20 Mbit/s), TLS+h2 to kinesalite, BackfillShare 0.5 (500 records/s), fleet jitter off; %v", r)
+	benchfig.Record(t, f)
+	benchfig.Record(t, benchfig.AtMost("uplink after a 60 s outage on the LTE link: live fix latency p99 while the backlog drains", r.p99.Seconds(), "s", 2))
+	if r.drained < 0 {
+		t.Errorf("backlog not drained within 90 s: %v", r)
+	}
+}

@@ -21,9 +21,11 @@ const (
 
 // Defaults.
 const (
-	// DefaultMaxBackoff caps retry waits: long enough not to hammer a
-	// throttled shard or a stream that is gone, short enough that the
-	// dashboard catches up within half a minute of the link returning.
+	// DefaultMaxBackoff caps retry waits after server errors, and is the
+	// wait after a permanent error: long enough not to hammer a stream
+	// that is gone. A down link is probed at most once a second on new
+	// records instead (retryWait), and throttling is retried within a
+	// second, so neither waits for it.
 	DefaultMaxBackoff = 30 * time.Second
 	// baseBackoff is the first retry's ceiling; one fix interval is 1 s, so
 	// a quick retry of a transient 5xx costs almost no freshness.
@@ -54,8 +56,12 @@ type Config struct {
 	// key always lands on one shard, so a truck's records stay in order of
 	// arrival within the shard. Required.
 	PartitionKey string
-	// MaxBackoff caps the wait between retries, and is the wait after a
-	// permanent error (stream not found, access denied). Default 30 s.
+	// MaxBackoff caps the wait between retries after server errors (5xx),
+	// and when no new record arrives while the link is down; it is the
+	// wait after a permanent or credentials error (stream not found,
+	// access denied). A down link is probed on each new record, at most
+	// once a second, and throttling is retried within a second, whatever
+	// MaxBackoff says. Default 30 s.
 	MaxBackoff time.Duration
 	// Linger is how long to wait after the first record arrives before
 	// sending, so that records can share a call and its ~700 B of HTTP

@@ -18,26 +18,57 @@
 // # Failures
 //
 // Every failed call is one of three types: a [RetryableError] (no link,
-// throttling, 5xx) is retried with exponential backoff and full jitter; a
-// [PermanentError] (no stream, access denied) and a [CredentialsError] (no
-// credentials, or credentials refused by Kinesis, STS or the IoT credentials
-// provider) wait [Config].MaxBackoff between tries and are logged once per
-// change. In a dead zone packets vanish without a reset: HTTP/2 pings notice
-// a silent connection within seconds, and a call without a reply drops the
+// throttling, 5xx) is retried; a [PermanentError] (no stream, access
+// denied) and a [CredentialsError] (no credentials, or credentials refused
+// by Kinesis, STS or the IoT credentials provider) wait [Config].MaxBackoff
+// between tries and are logged once per change.
+//
+// How soon a retryable failure is retried depends on what it says:
+//   - No link ([RetryableError].Offline: no route, refused, reset, DNS,
+//     a connect, TLS or reply timeout, a connection gone dead): the next
+//     call is a probe carrying the newest record alone, sent when a new
+//     record arrives (one a second at 1 Hz) but at most once a second, and
+//     at most every 5 s once the link has been down for five minutes;
+//     without new records, after the usual backoff. A probe that gets no
+//     reply within a few round trips (1 to 4 s, from the measured link) is
+//     given up, so the next probe, on a fresh connection, notices the
+//     link's return within about a second, refused or black hole. A probe
+//     costs one record's call where something answers, and only a SYN
+//     where nothing does (the transport's abandoned dials keep
+//     retransmitting theirs until the dial timeout).
+//   - Throttling: again within a second (exponential from 100 ms, capped at
+//     1 s, at least half the cap); the backlog's pacer halves meanwhile.
+//   - Anything else (5xx, a malformed reply): exponential backoff with
+//     full jitter, capped at [Config].MaxBackoff.
+//
+// In a dead zone packets vanish without a reset: HTTP/2 pings notice a
+// silent connection within seconds, and a call without a reply drops the
 // connection pool, so the next call dials afresh.
 //
 // # Live first, backlog paced
 //
-// Each call carries the live records first: the newest (at most ten) above
-// anything Kinesis has stored. They are never delayed or paced, so the
-// dashboard sees the truck's position now, also while a backlog drains.
-// The rest of the call is backlog, oldest first, paced by a token bucket
-// (records and bytes) to [Config].BackfillShare of one shard's write limit
-// of 1,000 records/s and 1 MiB/s, which every truck on that shard shares.
-// With no live record, a backfill call waits until the bucket holds a full
-// call's worth, so the backlog goes in few, full calls. When Kinesis
-// throttles, the pace halves (at most once a second, down to 1/16) and
-// climbs back by 5 % of the share a second.
+// A record is live when it was queued within the last 10 s (plus
+// [Config].Linger) on this boot's monotonic clock ([Record].Queued); a
+// record a previous run left on disk never is. Each call carries the live
+// records first (the newest, if more than a call holds); they are never
+// delayed or paced, so after an outage the dashboard sees where the truck
+// is now, and a fix recorded after the link returns never waits behind the
+// backlog. The rest of the call is backlog, oldest first, paced by a token
+// bucket (records and bytes) to [Config].BackfillShare of one shard's write
+// limit of 1,000 records/s and 1 MiB/s, which every truck on that shard
+// shares. When Kinesis throttles, the pace halves (at most once a second,
+// down to 1/16) and climbs back by 5 % of the share a second.
+//
+// Calls go one at a time, so a live fix waits for the call in flight: the
+// backlog part of a call is sized to what the link uploads in 250 ms
+// (at least one record, at most 500 and 5 MiB). The uplink measures the
+// link as it goes: the floor of a call's duration (round trip and Kinesis'
+// own time) on calls carrying a live fix alone (one every 30 s while a
+// backlog drains), and the upload rate beyond it on the larger calls, over
+// their last 2 s of transfer. On a 256 kbit/s link a backfill call carries
+// about 25 fixes instead of 500 (5 s of upload), on LTE a full 500. With
+// no live record, a backfill call waits until the pacer holds that call's
+// worth.
 //
 // # Fleet jitter
 //
@@ -45,8 +76,7 @@
 // calls in a row without a reply or with an error reply), the backfill
 // starts after a random delay in [0, [Config].BackfillDelay], so that a
 // thousand trucks leaving a depot do not hit their shards at once. Live
-// records go at once. While calls fail, a call carries only live records
-// (or one backlog record as a probe): a dead link is not fed 5 MiB uploads.
+// records go at once.
 //
 // # Stopping
 //
@@ -88,8 +118,8 @@
 //     own bounds to evict; it is never acknowledged.
 //   - Byte counters belong to the client: give each Uplink its own client
 //     from NewClient, or the counts are shared.
-//   - Failed live records that a newer record overtook become backlog and
-//     are paced; with the bucket's usual headroom they go in the next call.
+//   - A failed live record stays live for the rest of its live window and
+//     is retried as such; after that it is backlog, paced.
 //   - Logging happens here and only here (Run logs, it does not return
 //     transient errors); callers read [Uplink.Stats] for counters.
 package uplink

@@ -315,7 +315,7 @@ func drain(t *testing.T, backlog int, share float64, liveEvery time.Duration) dr
 	for i := range recs {
 		recs[i] = fixRecord(i)
 	}
-	q.add(false, recs...)
+	q.addOld(recs...)
 	cfg := testConfig()
 	cfg.BackfillShare = share
 	cfg.BackfillDelay = -1

@@ -38,7 +38,12 @@ type RetryableError struct {
 	Code     string // AWS error code, or a transport description ("timeout", "http 503")
 	Message  string // AWS message, if any
 	Throttle bool   // the service asked us to slow down
-	Err      error  // the underlying error, if any
+	// Offline says nothing answered: no route, refused, reset, a DNS
+	// failure, a connect, TLS or reply timeout, a connection gone dead. The
+	// link is down, so the uplink probes it with the newest record, at most
+	// once a second (see retryWait), instead of backing off for long.
+	Offline bool
+	Err     error // the underlying error, if any
 }
 
 func (e *RetryableError) Error() string { return formatErr("retryable", e.Code, e.Message, e.Err) }
@@ -192,11 +197,12 @@ func classify(err error) error {
 		return &RetryableError{Code: code, Err: err}
 	}
 	if code, ok := transportFailure(err); ok {
-		return &RetryableError{Code: code, Err: err}
+		return &RetryableError{Code: code, Offline: true, Err: err}
 	}
-	// Offline, DNS failures, anything else: the stream is unreachable, which
-	// on a cellular link is the common case. Keep trying.
-	return &RetryableError{Code: "unreachable", Err: err}
+	// Offline, DNS failures, anything else (an HTTP/2 connection closed
+	// for a lost ping): the stream is unreachable, which on a cellular link
+	// is the common case. Keep trying.
+	return &RetryableError{Code: "unreachable", Offline: true, Err: err}
 }
 
 // classifyIdentity classifies err, whose credential source failed with
@@ -218,14 +224,14 @@ func classifyIdentity(err, cause error) error {
 		return &CredentialsError{Code: api.ErrorCode(), Message: api.ErrorMessage(), Err: err}
 	}
 	if code, ok := transportFailure(cause); ok {
-		return &RetryableError{Code: code, Err: err}
+		return &RetryableError{Code: code, Offline: true, Err: err}
 	}
 	var dns *net.DNSError
 	var op *net.OpError
 	// A TLS alert from the source ("remote error": a certificate it refuses)
 	// is a refusal, not a network failure.
 	if errors.As(cause, &dns) || errors.As(cause, &op) && op.Op != "remote error" {
-		return &RetryableError{Code: "unreachable", Err: err}
+		return &RetryableError{Code: "unreachable", Offline: true, Err: err}
 	}
 	return &CredentialsError{Code: "credentials", Err: err}
 }
@@ -259,6 +265,18 @@ func errCode(err error) string {
 		return ce.Code
 	}
 	return "unknown"
+}
+
+// offline reports whether err says the link is down (RetryableError.Offline).
+func offline(err error) bool {
+	var re *RetryableError
+	return errors.As(err, &re) && re.Offline
+}
+
+// throttled reports whether err asks the uplink to slow down.
+func throttled(err error) bool {
+	var re *RetryableError
+	return errors.As(err, &re) && re.Throttle
 }
 
 // needsPerson reports whether err waits Config.MaxBackoff before the next

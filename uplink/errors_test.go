@@ -25,6 +25,7 @@ func TestClassify(t *testing.T) {
 		err       error
 		permanent bool
 		throttle  bool
+		offline   bool // nothing answered: the link is down
 		code      string
 	}{
 		{name: "throughput exceeded", err: api("ProvisionedThroughputExceededException"), throttle: true, code: "ProvisionedThroughputExceededException"},
@@ -38,11 +39,15 @@ func TestClassify(t *testing.T) {
 		{name: "http 503", err: status(503), code: "http 503"},
 		{name: "http 429", err: status(429), throttle: true, code: "http 429"},
 		{name: "http 403", err: status(403), permanent: true, code: "http 403"},
-		{name: "timeout", err: fmt.Errorf("send: %w", context.DeadlineExceeded), code: "timeout"},
-		{name: "net timeout", err: &net.OpError{Op: "read", Err: timeoutErr{}}, code: "timeout"},
-		{name: "connection reset", err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}, code: "connection"},
-		{name: "connection refused", err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, code: "connection"},
-		{name: "dns failure", err: &net.DNSError{Err: "no such host", Name: "kinesis.eu-west-1.amazonaws.com"}, code: "unreachable"},
+		{name: "timeout", err: fmt.Errorf("send: %w", context.DeadlineExceeded), offline: true, code: "timeout"},
+		{name: "net timeout", err: &net.OpError{Op: "read", Err: timeoutErr{}}, offline: true, code: "timeout"},
+		{name: "tls handshake timeout", err: fmt.Errorf("net/http: %w", timeoutErr{}), offline: true, code: "timeout"},
+		{name: "connection reset", err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}, offline: true, code: "connection"},
+		{name: "connection refused", err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, offline: true, code: "connection"},
+		{name: "no route", err: &net.OpError{Op: "dial", Err: syscall.EHOSTUNREACH}, offline: true, code: "unreachable"},
+		{name: "network unreachable", err: &net.OpError{Op: "dial", Err: syscall.ENETUNREACH}, offline: true, code: "unreachable"},
+		{name: "dead pooled connection", err: errors.New("http2: client connection lost"), offline: true, code: "unreachable"},
+		{name: "dns failure", err: &net.DNSError{Err: "no such host", Name: "kinesis.eu-west-1.amazonaws.com"}, offline: true, code: "unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +59,9 @@ func TestClassify(t *testing.T) {
 			var re *RetryableError
 			if errors.As(got, &re) && re.Throttle != tt.throttle {
 				t.Errorf("throttle = %v, want %v", re.Throttle, tt.throttle)
+			}
+			if offline(got) != tt.offline {
+				t.Errorf("offline = %v, want %v", offline(got), tt.offline)
 			}
 		})
 	}

@@ -23,19 +23,28 @@ type memQueue struct {
 	next    uint64
 	order   []uint64 // every seq added, ascending; filtered by pending
 	pending map[uint64][]byte
-	acked   map[uint64]int // how many times each seq was acked
-	ackErr  error          // returned by Ack while set
+	queued  map[uint64]time.Time // Record.Queued of each seq
+	acked   map[uint64]int       // how many times each seq was acked
+	ackErr  error                // returned by Ack while set
 	notify  chan struct{}
 	changed chan struct{} // signalled (non-blocking) after every Ack
 }
 
 func newMemQueue() *memQueue {
-	return &memQueue{next: 1, pending: map[uint64][]byte{}, acked: map[uint64]int{}, notify: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	return &memQueue{next: 1, pending: map[uint64][]byte{}, queued: map[uint64]time.Time{}, acked: map[uint64]int{}, notify: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 }
 
-func (q *memQueue) add(data ...string) {
+// add queues records just recorded (Queued now).
+func (q *memQueue) add(data ...string) { q.addAt(time.Now(), data...) }
+
+// addOld queues records a previous run left (Queued zero): backlog.
+func (q *memQueue) addOld(data ...string) { q.addAt(time.Time{}, data...) }
+
+// addAt queues records with Record.Queued at.
+func (q *memQueue) addAt(at time.Time, data ...string) {
 	q.mu.Lock()
 	for _, d := range data {
+		q.queued[q.next] = at
 		q.pending[q.next] = []byte(d)
 		q.order = append(q.order, q.next)
 		q.next++
@@ -66,7 +75,7 @@ func (q *memQueue) Oldest(after uint64, max int) ([]Record, error) {
 	var out []Record
 	for _, k := range q.sorted() {
 		if k > after && len(out) < max {
-			out = append(out, Record{Seq: k, Data: q.pending[k]})
+			out = append(out, Record{Seq: k, Data: q.pending[k], Queued: q.queued[k]})
 		}
 	}
 	return out, nil
@@ -80,7 +89,7 @@ func (q *memQueue) Newest(max int) ([]Record, error) {
 	var out []Record
 	for _, k := range keys {
 		if len(out) < max {
-			out = append(out, Record{Seq: k, Data: q.pending[k]})
+			out = append(out, Record{Seq: k, Data: q.pending[k], Queued: q.queued[k]})
 		}
 	}
 	return out, nil

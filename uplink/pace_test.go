@@ -98,7 +98,7 @@ func TestBackfillPaced(t *testing.T) {
 				const backlog = 3000
 				q := newMemQueue()
 				for i := range backlog {
-					q.add(fmt.Sprint(i))
+					q.addOld(fmt.Sprint(i))
 				}
 				api := newTimedAPI()
 				cfg := testConfig()
@@ -123,7 +123,7 @@ func TestBackfillPaced(t *testing.T) {
 				for s := 1; s <= 5; s++ {
 					d := time.Duration(s) * time.Second
 					got := sentBy(calls, d)
-					hi := tt.rate*(s+1) + liveMax + 1
+					hi := tt.rate*(s+1) + 2
 					lo := tt.rate * s
 					if got > hi || got < min(lo, backlog) {
 						t.Errorf("%d records sent by %v, want %d..%d", got, d, lo, hi)
@@ -189,7 +189,7 @@ func TestBackfillSlowsWhenThrottledAndRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newMemQueue()
 		for i := range 20000 {
-			q.add(fmt.Sprint(i))
+			q.addOld(fmt.Sprint(i))
 		}
 		// Other trucks use the shard: only 100 records/s are left for us.
 		shard := &shardFake{perSecond: 100}
@@ -238,7 +238,7 @@ func TestBackfillDelay(t *testing.T) {
 		wantDelay      bool
 	}{
 		{name: "start-up with a backlog", before: 100, wantDelay: true},
-		{name: "start-up without backlog", before: 3},
+		{name: "start-up without backlog"},
 		{name: "outage", during: 100, failures: 5, wantDelay: true},
 		{name: "one lost call is no outage", during: 100, failures: 1},
 	}
@@ -247,7 +247,7 @@ func TestBackfillDelay(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				q := newMemQueue()
 				for i := range tt.before {
-					q.add(fmt.Sprint("b", i))
+					q.addOld(fmt.Sprint("b", i))
 				}
 				api := newTimedAPI()
 				var mu sync.Mutex
@@ -269,16 +269,22 @@ func TestBackfillDelay(t *testing.T) {
 				stop := runUplink(t, u)
 				defer stop()
 				synctest.Wait()
-				oldest, newest := "b0", fmt.Sprint("b", tt.before-1)
+				oldest, newest := "b0", "live"
+				if tt.before == 0 {
+					oldest = "live"
+				}
 				if tt.during > 0 {
 					mu.Lock()
 					fail = tt.failures
 					mu.Unlock()
+					// Recorded during the outage, longer ago than the live
+					// window, and one fix just now.
 					for i := range tt.during {
-						q.add(fmt.Sprint("d", i))
+						q.addAt(time.Now().Add(-time.Minute), fmt.Sprint("d", i))
 					}
-					oldest, newest = "d0", fmt.Sprint("d", tt.during-1)
+					oldest = "d0"
 				}
+				q.add("live")
 				time.Sleep(time.Minute)
 				synctest.Wait()
 
@@ -300,8 +306,8 @@ func TestBackfillDelay(t *testing.T) {
 				if first == nil {
 					t.Fatalf("no successful call with the newest record after %d failures: %v", tt.failures, calls)
 				}
-				if len(first.data) > liveMax {
-					t.Errorf("first successful call carries %d records, want live only", len(first.data))
+				if tt.wantDelay && !slices.Equal(first.data, []string{newest}) {
+					t.Errorf("first successful call carries %q, want the live record only", first.data)
 				}
 				got := whenSent(calls, oldest)
 				if tt.wantDelay {

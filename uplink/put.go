@@ -25,21 +25,32 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 
 	l.stats.call(len(batch), sent, l.failures > 0)
 
-	callCtx, cancel := l.callContext(ctx)
+	timeout := MaxCallTime
+	if l.offline {
+		// A probe of a down link: one that gets no reply soon is given up,
+		// so that the next one (a fresh connection) can notice the link's
+		// return within seconds, not after the client's long timeouts.
+		timeout = l.meter.probeTimeout()
+	}
+	l.callStart = time.Now()
+	callCtx, cancel := l.callContext(ctx, timeout)
 	out, err := l.api.PutRecords(callCtx, in)
 	abandoned := callCtx.Err()
 	cancel()
 	now := time.Now()
 	if err != nil {
-		if abandoned != nil {
-			return abandoned
+		if abandoned != nil && ctx.Err() != nil {
+			return abandoned // stopping: not a failure of the link
 		}
 		cerr := classify(err)
+		l.offline = offline(cerr)
 		l.callFailures++
 		l.stats.received(replyHeaderBytes)
 		l.stats.callFailed(errCode(cerr), l.noteThrottle(now, cerr))
 		return fmt.Errorf("put %d records: %w", len(batch), cerr)
 	}
+	l.offline = false
+	l.meter.observe(sent, now.Sub(l.callStart), now)
 	if l.callFailures >= outageCalls {
 		l.delayBackfill(now, fmt.Sprintf("%d failed calls", l.callFailures))
 	}
@@ -130,10 +141,11 @@ func (l *loop) noteThrottle(now time.Time, err error) bool {
 
 // callContext returns the context of one call: it ignores the end of ctx
 // for up to Config.StopTimeout, so that a call in flight on stop can still
-// return its sequence numbers, and ends after MaxCallTime, whatever the API.
-// cancel must be called when the call returns.
-func (l *loop) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), MaxCallTime)
+// return its sequence numbers, and ends after timeout (at most
+// MaxCallTime), whatever the API. cancel must be called when the call
+// returns.
+func (l *loop) callContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(timeout, MaxCallTime))
 	returned := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		t := time.NewTimer(l.cfg.StopTimeout)

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
@@ -11,6 +12,13 @@ import (
 type Record struct {
 	Seq  uint64 // queue sequence number, unique and increasing
 	Data []byte // the Kinesis record payload
+	// Queued is when the record was added to the queue, on this boot's
+	// monotonic clock (a time.Now() reading, so that time.Since ignores
+	// steps of the wall clock). Zero when unknown, e.g. a record a
+	// previous run left on disk: such a record is never live. A record
+	// queued less than liveWindow (plus Config.Linger) ago is live: sent
+	// first, at once, never paced.
+	Queued time.Time
 }
 
 // Queue is what the uplink drains.

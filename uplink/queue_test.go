@@ -31,11 +31,19 @@ func newFIFOQueue() *fifoQueue {
 // add appends records and returns the seq of the last; watch notes their
 // add and ack times.
 func (q *fifoQueue) add(watch bool, data ...[]byte) uint64 {
+	return q.addAt(time.Now(), watch, data...)
+}
+
+// addOld appends records a previous run left (Queued zero): backlog.
+func (q *fifoQueue) addOld(data ...[]byte) uint64 { return q.addAt(time.Time{}, false, data...) }
+
+// addAt appends records queued at (Record.Queued).
+func (q *fifoQueue) addAt(at time.Time, watch bool, data ...[]byte) uint64 {
 	q.mu.Lock()
 	now := time.Now()
 	for _, d := range data {
 		seq := uint64(len(q.recs) + 1)
-		q.recs = append(q.recs, Record{Seq: seq, Data: d})
+		q.recs = append(q.recs, Record{Seq: seq, Data: d, Queued: at})
 		q.gone = append(q.gone, false)
 		q.ackAll = append(q.ackAll, time.Time{})
 		if watch {

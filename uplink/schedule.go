@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"time"
@@ -8,11 +9,19 @@ import (
 
 // Backfill scheduling.
 const (
-	// liveMax is how many of the newest records count as live: sent at
-	// once, never paced or delayed. Ten covers a 10 s linger at 1 Hz; more
-	// than that after an outage is backlog, or a fleet's trucks would all
-	// burst at once when a depot's link returns.
-	liveMax = 10
+	// liveWindow is how recently a record must have been queued to count
+	// as live (plus Config.Linger, which holds records back on purpose):
+	// after an outage, what was recorded in the last ten seconds is where
+	// the truck is now, and goes out at once, newest first; anything older
+	// is backlog, sent oldest first and paced. Measured on the monotonic
+	// clock from Record.Queued; a record from a previous run is never live.
+	// Ten seconds also bounds the burst a fleet's trucks send at once when
+	// a depot's link returns (ten fixes each at 1 Hz).
+	liveWindow = 10 * time.Second
+	// liveLook is how many of the newest records are read first to find
+	// the live ones: at 1 Hz, a window holds ten. More are read only if
+	// all of these are live.
+	liveLook = 16
 	// outageCalls is the streak of failed calls (no reply, or an error
 	// reply) taken for an outage, after which the backfill is delayed:
 	// one or two lost calls are routine on a cellular link.
@@ -21,36 +30,40 @@ const (
 
 // nextBatch chooses the records of the next call.
 //
-// Live first: the newest records (up to liveMax) above anything Kinesis has
-// stored (ackedMark) go first and at once, so that after an outage the
-// dashboard gets the truck's position now. The capacity left is filled with
-// the backlog, oldest first, as far as the pacer allows, and not before the
-// backfill delay after start-up or an outage. With no live record, a
-// backfill call waits until the pacer holds a full call's worth (or the
-// whole backlog), so the backlog goes in few, full calls. While calls fail,
-// the backlog is held back: a call carries the live records, or one backlog
-// record as a probe, so a dead link is not fed 5 MiB uploads.
+// Live first: the records queued within the live window go first and at
+// once, so that after an outage the dashboard gets the truck's position
+// now; if there are more than a call holds, the newest go. While the link
+// is down, a call is a probe and carries the newest record only: a dead
+// link is never fed a batch. The capacity left is filled with the backlog,
+// oldest first, up to what the link uploads in backfillCallTime, as far as
+// the pacer allows, and not before the backfill delay after start-up or an
+// outage. With no live record, a backfill call waits until the pacer holds
+// that call's worth, so the backlog goes in calls of one size.
 //
 // It sets l.hold when backlog records are left waiting.
 func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 	b := newBatch(len(l.cfg.PartitionKey))
-	newest, err := l.q.Newest(liveMax)
-	if err != nil {
-		return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read newest records: %w", err)}
+	if l.offline {
+		return l.probe(b)
 	}
-	for _, r := range newest {
-		if r.Seq <= l.ackedMark || !l.admit(b, r) {
+	live, err := l.live(now)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range live {
+		if !l.admit(b, r) {
 			break
 		}
 	}
 	// Within the call, keep arrival order. (PutRecords does not guarantee
 	// order anyway; downstream orders by the record's own seq.)
 	slices.Reverse(b.recs)
-	live := len(b.recs)
+	nLive, liveSent := len(b.recs), requestBytes(l.cfg.Stream, l.cfg.PartitionKey, b.recs)
+	liveWire := liveSent - requestBytes(l.cfg.Stream, l.cfg.PartitionKey, nil)
 	l.pace.refill(now)
-	l.pace.take(live, b.bytes)
+	l.pace.take(nLive, b.bytes)
 
-	cands, candBytes, err := l.backlog(b)
+	cands, candBytes, err := l.backlog(b, max(0, l.meter.callBytes()-liveWire), nLive == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -66,14 +79,11 @@ func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 	case now.Before(l.backfillAt):
 		l.hold = l.backfillAt.Sub(now)
 		return b.recs, nil
-	case l.callFailures > 0:
-		if live == 0 {
-			r := cands[0]
-			l.pace.take(1, len(r.Data)+b.keyLen)
-			b.add(r)
-		}
+	case nLive > 0 && l.meter.needFloor(now) && liveSent <= smallCallBytes:
+		// The live fixes go alone and measure the link's floor; the
+		// backlog follows in the next call.
 		return b.recs, nil
-	case live == 0:
+	case nLive == 0:
 		if ok, wait := l.pace.ready(len(cands), candBytes); !ok {
 			l.hold = wait
 			return b.recs, nil
@@ -90,9 +100,46 @@ func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 	return b.recs, nil
 }
 
+// live returns the pending records queued within the live window, newest
+// first.
+func (l *loop) live(now time.Time) ([]Record, error) {
+	window := liveWindow + l.cfg.Linger
+	for n := liveLook; ; n *= 8 {
+		newest, err := l.q.Newest(min(n, MaxRecordsPerCall))
+		if err != nil {
+			return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read newest records: %w", err)}
+		}
+		for i, r := range newest {
+			if r.Queued.IsZero() || now.Sub(r.Queued) >= window {
+				return newest[:i], nil
+			}
+		}
+		if len(newest) < n || n >= MaxRecordsPerCall {
+			return newest, nil
+		}
+	}
+}
+
+// probe fills b with the newest record that can be sent: while the link is
+// down, a call only asks whether it is back, at the cost of one record.
+func (l *loop) probe(b *batch) ([]Record, error) {
+	newest, err := l.q.Newest(liveLook)
+	if err != nil {
+		return nil, &RetryableError{Code: "queue", Err: fmt.Errorf("read newest records: %w", err)}
+	}
+	for _, r := range newest {
+		if !l.skip(r) {
+			b.add(r)
+			break
+		}
+	}
+	return b.recs, nil
+}
+
 // backlog returns the pending records not in b, oldest first, that would
-// fit in b after its records, and their bytes (with partition keys).
-func (l *loop) backlog(b *batch) ([]Record, int, error) {
+// fit in b after its records and within wire request bytes (at least one
+// record if one is true), and their bytes (with partition keys).
+func (l *loop) backlog(b *batch, wire int, one bool) ([]Record, int, error) {
 	var (
 		cands []Record
 		after uint64
@@ -110,9 +157,11 @@ func (l *loop) backlog(b *batch) ([]Record, int, error) {
 				continue
 			}
 			size := len(r.Data) + b.keyLen
-			if n >= MaxRecordsPerCall || bytes+size > MaxCallBytes {
+			w := requestEntryBytes + base64.StdEncoding.EncodedLen(len(r.Data)) + b.keyLen
+			if n >= MaxRecordsPerCall || bytes+size > MaxCallBytes || (w > wire && !(one && len(cands) == 0)) {
 				return cands, bytes - b.bytes, nil
 			}
+			wire -= w
 			cands = append(cands, r)
 			n++
 			bytes += size

@@ -45,6 +45,13 @@ type loop struct {
 	startChecked bool      // the start-up backlog check is done
 	callFailures int       // consecutive calls that got no reply or an error reply
 	credsLogged  time.Time // when a credentials failure was last logged
+	// offline is set while the link is down (the last call got no reply
+	// at all): calls are probes of the newest record, tried again at most
+	// every probeEvery while new records arrive (retryWait).
+	offline   bool
+	downSince time.Time // when the current streak of failed rounds began
+	callStart time.Time // when the last call began
+	meter     linkMeter // the link's measured round trip and upload rate
 }
 
 // New returns an Uplink sending what q holds to the stream through api.
@@ -112,7 +119,8 @@ func (l *loop) run(ctx context.Context) {
 				return
 			}
 			l.fail(err)
-			if l.wait(ctx, l.backoff(err), nil) == waitDone {
+			w := l.retryWait(ctx, err, notify)
+			if w == waitDone {
 				return
 			}
 			continue
@@ -188,28 +196,14 @@ func (l *loop) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) 
 	}
 }
 
-// backoff returns how long to wait after err: MaxBackoff after a permanent
-// error, otherwise exponential backoff with full jitter (uniform in
-// [0, min(MaxBackoff, base*2^n)]), which spreads a fleet's retries after a
-// regional outage instead of synchronising them.
-func (l *loop) backoff(err error) time.Duration {
-	if needsPerson(err) {
-		return l.cfg.MaxBackoff
-	}
-	ceiling := l.cfg.MaxBackoff
-	if n := l.failures - 1; n < 30 {
-		if c := baseBackoff << n; c < ceiling {
-			ceiling = c
-		}
-	}
-	return rand.N(ceiling + 1)
-}
-
 // fail records a failed round: counters, last error, and a log line when
 // the failure differs from the last one logged.
 func (l *loop) fail(err error) {
 	l.failures++
 	now := time.Now()
+	if l.failures == 1 {
+		l.downSince = now
+	}
 	l.stats.failed(err, now)
 
 	var pe *PermanentError

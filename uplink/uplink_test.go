@@ -232,7 +232,7 @@ func TestRetryableErrorBacksOffExponentially(t *testing.T) {
 		q := newMemQueue()
 		q.add("a")
 		api := &recorder{reply: func(int, *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
-			return nil, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "Rate exceeded"}
+			return nil, &smithy.GenericAPIError{Code: "InternalFailure", Message: "We encountered an internal error"}
 		}}
 		u := New(testConfig(), api, q)
 		stop := runUplink(t, u)
@@ -246,8 +246,43 @@ func TestRetryableErrorBacksOffExponentially(t *testing.T) {
 		if n < 10 || n > 120 {
 			t.Errorf("calls in 10 min = %d, want 10..120", n)
 		}
-		if s := u.Stats(); s.Throttles != uint64(n) {
-			t.Errorf("throttles = %d, want %d", s.Throttles, n)
+	})
+}
+
+// TestThrottledLiveRetriedWithinASecond: a throttled call is retried within
+// throttleRetryMax, never at once (no busy loop), while throttling lasts.
+func TestThrottledLiveRetriedWithinASecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newMemQueue()
+		var throttling atomic.Bool
+		throttling.Store(true)
+		api := newTimedAPI()
+		api.reply = func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+			if throttling.Load() {
+				return nil, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "Rate exceeded"}
+			}
+			return okReply(in), nil
+		}
+		u := New(testConfig(), api, q)
+		stop := runUplink(t, u)
+		defer stop()
+		q.add("a")
+		time.Sleep(time.Minute)
+		throttling.Store(false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+
+		calls := api.snapshot()
+		if n := len(calls); n < 60 || n > 125 {
+			t.Errorf("%d calls in a minute of throttling, want one every %v..%v", n, throttleRetryMax/2, throttleRetryMax)
+		}
+		for i := 1; i < len(calls); i++ {
+			if gap := calls[i].at - calls[i-1].at; gap > throttleRetryMax || gap < baseBackoff/2 {
+				t.Fatalf("calls %v apart while throttled, want %v..%v", gap, baseBackoff/2, throttleRetryMax)
+			}
+		}
+		if q.pendingCount() != 0 || !calls[len(calls)-1].ok {
+			t.Errorf("record not stored within %v of the throttling's end", throttleRetryMax)
 		}
 	})
 }
@@ -379,68 +414,81 @@ func repeat(s string, n int) []string {
 	return out
 }
 
+// TestLiveFirstAfterOutage: while the link is down, calls are probes of the
+// newest fix, at most one a second; the link's return is noticed within a
+// second; then what was recorded in the live window goes at once, and the
+// backlog after it, oldest first.
 func TestLiveFirstAfterOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newMemQueue()
 		var mu sync.Mutex
 		down := false
 		setDown := func(v bool) { mu.Lock(); down = v; mu.Unlock() }
-		api := &recorder{reply: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+		api := newTimedAPI()
+		api.reply = func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if down {
 				return nil, errors.New("dial tcp: connect: network is unreachable")
 			}
 			return okReply(in), nil
-		}}
-		cfg := testConfig()
-		cfg.MaxBackoff = time.Second
-		u := New(cfg, api, q)
+		}
+		u := New(testConfig(), api, q) // MaxBackoff 30 s: the probes must not wait for it
 		u.randN = func(time.Duration) time.Duration { return 20 * time.Second }
 		stop := runUplink(t, u)
 		q.add("warmup")
 		synctest.Wait()
 		setDown(true)
+		// A fix every 100 ms: 70 s of outage, then 3 s more with the link back.
 		for i := range 700 {
 			q.add(fmt.Sprint(i))
 			time.Sleep(100 * time.Millisecond)
 		}
-		// While the link is down, calls carried only the newest records.
-		for _, c := range api.snapshot()[1:] {
-			if len(c) > liveMax {
-				t.Fatalf("call of %d records during the outage, want <= %d", len(c), liveMax)
+		calls := api.snapshot()
+		nDown := len(calls)
+		for i, c := range calls[1:] {
+			if len(c.data) != 1 {
+				t.Fatalf("call of %d records during the outage, want 1 (a probe)", len(c.data))
+			}
+			if i > 0 && c.at-calls[i].at < probeEvery {
+				t.Fatalf("probes %v apart, want at least %v", c.at-calls[i].at, probeEvery)
 			}
 		}
-		nDown := len(api.snapshot())
+		if n := nDown - 1; n < 60 || n > 71 {
+			t.Errorf("%d probes in a 70 s outage with a fix every 100 ms, want about one a second", n)
+		}
+		back := time.Since(api.start)
 		setDown(false)
-		time.Sleep(1500 * time.Millisecond) // past the backoff
+		for i := 700; i < 730; i++ {
+			q.add(fmt.Sprint(i))
+			time.Sleep(100 * time.Millisecond)
+		}
 		synctest.Wait()
-		calls := api.snapshot()
-		// First success after the outage: the newest 10, in arrival order;
-		// the backlog waits for the fleet-jitter delay.
-		if len(calls) != nDown+1 {
-			t.Fatalf("%d calls within 1.5 s after the outage, want 1 (live only): %q", len(calls)-nDown, calls[nDown:])
+		calls = api.snapshot()
+		// Noticed within a second: the next probe succeeds.
+		if c := calls[nDown]; !c.ok || c.at-back > probeEvery {
+			t.Errorf("first call after the link returned at %v: %+v, want a success within %v", back, c, probeEvery)
 		}
-		if got := calls[nDown]; len(got) != 10 || got[0] != "690" || got[9] != "699" {
-			t.Errorf("first call after outage = %q, want [690 ... 699]", got)
+		// Everything recorded in the live window before the return (less
+		// the second the return took to notice), and everything after, is
+		// sent within two seconds of its recording or of the return; the
+		// backlog is not (fleet jitter: 20 s).
+		for i := 700 - int((liveWindow-2*probeEvery)/(100*time.Millisecond)); i < 730; i++ {
+			at := whenSent(calls, fmt.Sprint(i))
+			due := max(back, time.Duration(i+1)*100*time.Millisecond) + 2*time.Second
+			if at < 0 || at > due {
+				t.Errorf("live fix %d sent at %v, want by %v", i, at, due)
+			}
 		}
-		if at := u.Stats().BackfillAt; at.IsZero() {
-			t.Errorf("backfill not delayed after the outage")
+		if at := whenSent(calls, "0"); at >= 0 {
+			t.Errorf("backlog sent at %v, before the backfill delay", at)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		stop()
-
-		calls = api.snapshot()[nDown+1:]
-		// Then the backlog, oldest first, in paced calls of at most 500.
-		if len(calls) != 2 {
-			t.Fatalf("backfill calls = %d, want 2", len(calls))
-		}
-		if got := calls[0]; len(got) != 500 || got[0] != "0" || got[499] != "499" {
-			t.Errorf("backfill = [%s ... %s] (%d), want [0 ... 499] (500)", got[0], got[len(got)-1], len(got))
-		}
-		if got := calls[1]; len(got) != 190 || got[0] != "500" || got[189] != "689" {
-			t.Errorf("backfill = [%s ... %s] (%d), want [500 ... 689] (190)", got[0], got[len(got)-1], len(got))
+		calls = api.snapshot()
+		if first, second := whenSent(calls, "0"), whenSent(calls, "500"); first < 0 || second < first {
+			t.Errorf("backlog fix 0 sent at %v, fix 500 at %v: want oldest first", first, second)
 		}
 		if q.pendingCount() != 0 {
 			t.Errorf("pending = %d", q.pendingCount())
@@ -512,6 +560,7 @@ func TestSecondRunStartsAfresh(t *testing.T) {
 		var logs logBuffer
 		cfg := testConfig()
 		cfg.MaxBackoff = time.Second
+		cfg.BackfillDelay = -1 // "a" is backlog by the second Run
 		cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
 		u := New(cfg, api, q)
 		stop := runUplink(t, u)
