@@ -270,6 +270,9 @@ func (b *Buffer) swapIn(tmp string) error {
 		return fmt.Errorf("compact: reopen: %w", errors.Join(renameErr, err))
 	}
 	b.db = db
+	b.dbMu.Unlock()
+	b.dropCache() // the copy was written in large runs: see dropCache
+	b.dbMu.Lock()
 	if renameErr != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("compact: %w", renameErr)

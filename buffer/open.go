@@ -55,7 +55,7 @@ func Open(path string, opts Options) (*Buffer, error) {
 	for attempt := 0; ; attempt++ {
 		err := b.openOnce(side)
 		if err == nil {
-			b.releaseMapped() // the check read every page
+			b.dropCache() // the check read every page; fresh pages make small folios
 			return b, nil
 		}
 		if !errors.Is(err, errCorrupt) || attempt > 0 {
