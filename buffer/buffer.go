@@ -225,10 +225,10 @@ func (b *Buffer) setQueued(recs []Record) {
 
 // scanDisk reads up to max committed records not in acked, walking the records bucket from first in the
 // direction of step: Oldest walks forward from a seq, Newest backward from the last.
-func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*bolt.Cursor) ([]byte, []byte)) ([]Record, error) {
+func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*pairCursor) ([]byte, []byte)) ([]Record, error) {
 	var disk []Record
 	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
+		c := newPairCursor(tx)
 		for k, v := first(c); k != nil && len(disk) < max; k, v = step(c) {
 			r, ok, err := diskRecord(k, v, acked)
 			if err != nil {
@@ -297,7 +297,7 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	}
 
 	disk, err := b.scanDisk(max, acked,
-		func(c *bolt.Cursor) ([]byte, []byte) { return c.Seek(seqKey(after + 1)) }, (*bolt.Cursor).Next)
+		func(c *pairCursor) ([]byte, []byte) { return c.Seek(seqKey(after + 1)) }, (*pairCursor).Next)
 	if err != nil {
 		return nil, fmt.Errorf("read oldest after seq %d: %w", after, err)
 	}
@@ -333,7 +333,7 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	if !onDisk {
 		return out, nil
 	}
-	disk, err := b.scanDisk(max, acked, (*bolt.Cursor).Last, (*bolt.Cursor).Prev)
+	disk, err := b.scanDisk(max, acked, (*pairCursor).Last, (*pairCursor).Prev)
 	if err != nil {
 		return nil, fmt.Errorf("read newest: %w", err)
 	}
@@ -424,9 +424,8 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 	// Look the sizes up so Stats stays exact until the next commit.
 	found := make(map[uint64]int64, len(rest))
 	err := b.view(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketRecords)
 		for _, s := range rest {
-			if v := bk.Get(seqKey(s)); v != nil {
+			if v := getRecord(tx, seqKey(s)); v != nil {
 				found[s] = int64(max(len(v)-valueHeader, 0))
 			}
 		}

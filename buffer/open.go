@@ -212,7 +212,10 @@ func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 			if err := walkAll(tx); err != nil {
 				return err
 			}
-			if bk := tx.Bucket(bucketRecords); bk != nil {
+			for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
+				if bk == nil {
+					continue
+				}
 				err := bk.ForEach(func(k, v []byte) error {
 					at, data, derr := decodeValue(v)
 					if _, ok := keySeq(k); !ok || derr != nil {
@@ -264,9 +267,15 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			if err != nil {
 				return err
 			}
+			rc := tx.Bucket(bucketRecent) // nil before the migration to format 3
 			for _, k := range invalid {
 				if err := bk.Delete(k); err != nil {
 					return err
+				}
+				if rc != nil {
+					if err := rc.Delete(k); err != nil {
+						return err
+					}
 				}
 			}
 			dbHwm, _ = getU64(m.Get(keyReserved))
