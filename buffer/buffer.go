@@ -124,7 +124,17 @@ type Buffer struct {
 	lastReserveLog time.Time // last warning about a synchronous reservation
 	// journal, while a compaction copies, holds the record keys each commit
 	// wrote or deleted since the copy began; nil otherwise.
-	journal      map[string]struct{}
+	journal map[string]struct{}
+
+	// checking is set while the background check of a large file runs
+	// (bgcheck.go): until it ends, only records at or above sessionFirst
+	// (committed by this process, in pages it wrote) are read from disk,
+	// and nothing is evicted or compacted. checkDone is closed when the
+	// check ends (nil if none ran); checkStop asks it to stop (Close).
+	checking     bool
+	sessionFirst uint64
+	checkDone    chan struct{}
+	checkStop    chan struct{}
 	lastCompact  time.Time
 	syncReserves int // reservations Append had to wait for; guarded by commitMu
 
@@ -287,6 +297,9 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	}
 	onDisk := b.diskCount > 0
 	acked := b.snapshotAcked(after)
+	if b.checking && after < b.sessionFirst-1 {
+		after = b.sessionFirst - 1 // below: pages the check has not proven yet
+	}
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -325,6 +338,10 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	}
 	onDisk := b.diskCount > 0 && len(out) < max
 	acked := b.snapshotAcked(0)
+	floor := uint64(0)
+	if b.checking {
+		floor = b.sessionFirst // below: pages the check has not proven yet
+	}
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -333,7 +350,15 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	if !onDisk {
 		return out, nil
 	}
-	disk, err := b.scanDisk(max, acked, (*pairCursor).Last, (*pairCursor).Prev)
+	above := func(k, v []byte) ([]byte, []byte) {
+		if s, ok := keySeq(k); ok && s < floor {
+			return nil, nil
+		}
+		return k, v
+	}
+	disk, err := b.scanDisk(max, acked,
+		func(c *pairCursor) ([]byte, []byte) { return above(c.Last()) },
+		func(c *pairCursor) ([]byte, []byte) { return above(c.Prev()) })
 	if err != nil {
 		return nil, fmt.Errorf("read newest: %w", err)
 	}
@@ -411,7 +436,10 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 			}
 			continue
 		}
-		if _, ok := b.ackedDisk[s]; !ok {
+		// While the background check runs, no read returned a record
+		// below sessionFirst, and looking one up would read pages not yet
+		// proven: such an ack is dropped (delivery is at least once).
+		if _, ok := b.ackedDisk[s]; !ok && (!b.checking || s >= b.sessionFirst) {
 			rest = append(rest, s)
 		}
 	}

@@ -95,6 +95,7 @@ type commitPlan struct {
 	diskBytes int64 // committed data bytes before this commit
 	diskCount int   // committed records before this commit
 	needEvict bool  // the disk holds records past MaxBytes or MaxAge
+	checking  bool  // the background check runs: evict nothing (the front is not proven yet)
 
 	next      uint64 // the seq the next Append gets: clean_next on a clean stop
 	committed uint64 // seq_committed: the first seq neither written, acked nor dropped
@@ -178,7 +179,8 @@ func (b *Buffer) planCommit(clean bool, dueBy time.Duration) (*commitPlan, error
 	p.journal = b.journal != nil
 	p.acked = maps.Clone(b.ackedDisk)
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
-	p.needEvict = b.evictDue(p.cutoff)
+	p.needEvict = b.evictDue(p.cutoff) && !b.checking
+	p.checking = b.checking
 	p.next = b.next
 	// Records not yet due stay in the tail and are lost by a crash: the gap Open logs must start at the first.
 	p.committed = p.next
@@ -226,6 +228,9 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 				}
 			}
 			for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
+				if p.checking {
+					break
+				}
 				if done, err := b.evictFront(bk, p); err != nil || done {
 					if err != nil {
 						return err
@@ -381,6 +386,7 @@ func (b *Buffer) noteDrops(bytes, age uint64) {
 // error, if any; the database is closed either way. Call it after Run has
 // returned. Closing twice returns nil.
 func (b *Buffer) Close() error {
+	b.stopCheck() // before commitMu, which the check's end takes
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.mu.Lock()

@@ -21,7 +21,7 @@ func (b *Buffer) compactDue() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if now.Sub(b.lastCompact) < b.compactEvery {
+	if b.checking || now.Sub(b.lastCompact) < b.compactEvery { // a copy would read every page before the check has
 		return false
 	}
 	b.lastCompact = now
