@@ -200,7 +200,7 @@ func (b *Buffer) checkFailed(cause error) {
 		b.log.Error("damaged database found by the background check; no new one could be started", "cause", cause, "err", err)
 		return
 	}
-	b.log.Error("damaged database found by the background check: moved aside; this run's records go on in a new one",
+	b.log.Error("damaged database moved aside (found by the background check); this run's records go on in a new one",
 		"moved_to", dst, "cause", cause, "kept", len(saved))
 	b.requeue(saved)
 }
