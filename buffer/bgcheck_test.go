@@ -88,6 +88,9 @@ func TestBackgroundCheckFirstFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit(t, b)
+	if !b.Stats().Checking {
+		t.Error("Stats.Checking false while the check is held")
+	}
 	if got := pages.Load(); got != 5 {
 		t.Fatalf("the check read %d pages while held at its fifth", got)
 	}
@@ -99,7 +102,7 @@ func TestBackgroundCheckFirstFix(t *testing.T) {
 		t.Fatalf("Oldest after the check = %v, %v; want the backlog 1 2 3", seqsOf(rs), err)
 	}
 	checkData(t, rs)
-	if st := b.Stats(); st.Pending != n || st.Quarantined != 0 {
+	if st := b.Stats(); st.Pending != n || st.Quarantined != 0 || st.Checking {
 		t.Errorf("after the check: pending %d, quarantined %d; want %d, 0", st.Pending, st.Quarantined, n)
 	}
 }

@@ -59,6 +59,9 @@ type Stats struct {
 	Unfinished    uint64 `json:"unfinished"`      // files a power cut left while bbolt created them, started anew by Open (not damage)
 	Compactions   uint64 `json:"compactions"`     // successful compactions
 	SeqGap        uint64 `json:"seq_gap"`         // sequence numbers skipped at Open after an unclean stop
+	// Checking: the background check of a large file runs (see Open); until
+	// it ends, Pending and the reads count only this run's records.
+	Checking bool `json:"checking"`
 }
 
 // entry is one record in the in-memory tail.
@@ -508,6 +511,7 @@ func (b *Buffer) Stats() Stats {
 	s.PendingBytes = b.tailBytes + b.diskBytes - b.ackedDiskBytes
 	s.NextSeq = b.next
 	s.ReservedSeq = b.hwm
+	s.Checking = b.checking
 	if b.diskCount > len(b.ackedDisk) {
 		s.OldestAppended = b.diskOldest
 	} else {

@@ -23,8 +23,14 @@ const lockTimeout = 2 * time.Second
 // A damaged database, or one written by a newer format version, is moved
 // aside and replaced by an empty one; the sequence numbers still continue
 // past any handed out before, thanks to the sidecar file path+".seq".
-// Open checks the whole file (bbolt's consistency check), which reads every
-// page once. It starts no goroutine: call Run for group commits.
+// Open checks the whole file of a database under 8 MiB (bbolt's consistency
+// check), which reads every page once. A larger file (a backlog: 200 MiB
+// take 10 s on gateway flash) is checked in two steps, so that the first
+// live fix does not wait for a read of it all: Open proves the pages a
+// commit reads, and a goroutine it starts proves the rest while Append,
+// commits and reads of this run's records go on; the backlog is read once
+// it is proven (Stats.Checking), and damage found then is handled as Open's
+// (bgcheck.go). Call Run for group commits.
 func Open(path string, opts Options) (*Buffer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("open buffer %s: %w", path, err)
