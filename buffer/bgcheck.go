@@ -82,6 +82,9 @@ func (b *Buffer) runCheck(tx *bolt.Tx, f *os.File, m boltMeta) {
 	}
 	err := preflightTree(f, m, &treeCheck{Page: page})
 	f.Close()
+	if err == nil {
+		err = page() // Close may have come meanwhile: the walk below does not look
+	}
 	var r scanResult
 	if err == nil {
 		err = guard(func() error {

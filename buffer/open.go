@@ -111,7 +111,14 @@ func (b *Buffer) openOnce(side uint64) error {
 	var db *bolt.DB
 	err = guard(func() error {
 		var oerr error
-		db, oerr = bolt.Open(b.path, 0o640, &bolt.Options{Timeout: lockTimeout})
+		bo := &bolt.Options{Timeout: lockTimeout}
+		if quick {
+			// bbolt remaps the file to grow it only once every reader is done,
+			// and the background check reads for seconds: map room for 16 MiB
+			// of growth (weeks offline at 1 Hz) so that no commit waits for it.
+			bo.InitialMmapSize = int(fi.Size()) + 16<<20
+		}
+		db, oerr = bolt.Open(b.path, 0o640, bo)
 		return oerr
 	})
 	if err != nil {
