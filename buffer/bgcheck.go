@@ -80,7 +80,10 @@ func (b *Buffer) runCheck(tx *bolt.Tx, f *os.File, m boltMeta) {
 		}
 		return nil
 	}
-	err := preflightTree(f, m, &treeCheck{Page: page})
+	err := warm(f, int64(m.hwm)*int64(m.pageSize), b.checkStop)
+	if err == nil {
+		err = preflightTree(f, m, &treeCheck{Page: page})
+	}
 	f.Close()
 	if err == nil {
 		err = page() // Close may have come meanwhile: the walk below does not look
@@ -107,6 +110,29 @@ func (b *Buffer) runCheck(tx *bolt.Tx, f *os.File, m boltMeta) {
 	default:
 		b.checkFailed(err)
 	}
+}
+
+// warmChunk is the size of the check's sequential reads.
+const warmChunk = 1 << 20
+
+// warm reads the file's first size bytes in order, so that the tree walk
+// after it, which reads page by page in tree order, finds them in the page
+// cache: through a slow device (or the throttled test filesystem) the walk's
+// small scattered reads took 57 s for a 172 MiB file that reads in 9 s.
+// Read errors are left to the walk, which classifies them.
+func warm(f *os.File, size int64, stop <-chan struct{}) error {
+	buf := make([]byte, warmChunk)
+	for off := int64(0); off < size; off += warmChunk {
+		select {
+		case <-stop:
+			return errCheckStopped
+		default:
+		}
+		if _, err := f.ReadAt(buf[:min(warmChunk, size-off)], off); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // stopCheck stops the check and waits until it has released its
@@ -153,6 +179,7 @@ func (b *Buffer) checkPassed(r scanResult, took time.Duration) {
 	b.checking = false
 	b.kickLoop() // evictions may be due now that the backlog counts
 	b.mu.Unlock()
+	b.dropCache() // the check read every page: see dropCache
 	b.log.Info("background check of the buffer done", "records", r.count, "bytes", r.bytes, "took", took.Round(time.Millisecond))
 }
 

@@ -30,19 +30,30 @@ func backlogFile(t *testing.T, path string, n int) {
 }
 
 // gatedCheck returns options whose background check covers any file and
-// stops before its fifth page until release is closed; pages counts the
-// pages it read.
-func gatedCheck(t *testing.T) (opts Options, release chan struct{}, pages *atomic.Int64) {
+// stops before its fifth page until release is closed; held is closed when
+// it gets there, and pages counts the pages it read.
+func gatedCheck(t *testing.T) (opts Options, held, release chan struct{}, pages *atomic.Int64) {
 	opts = testOptions(t)
 	opts.bgCheckFrom = 1
-	release, pages = make(chan struct{}), new(atomic.Int64)
+	held, release, pages = make(chan struct{}), make(chan struct{}), new(atomic.Int64)
 	opts.checkPage = func() error {
 		if pages.Add(1) == 5 {
+			close(held)
 			<-release
 		}
 		return nil
 	}
-	return opts, release, pages
+	return opts, held, release, pages
+}
+
+// waitHeld waits until the check is held.
+func waitHeld(t *testing.T, held chan struct{}) {
+	t.Helper()
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("background check not at its fifth page in 30 s")
+	}
 }
 
 // waitCheck waits for the background check to end.
@@ -65,12 +76,13 @@ func TestBackgroundCheckFirstFix(t *testing.T) {
 	const n = 3000
 	backlogFile(t, path, n)
 
-	opts, release, pages := gatedCheck(t)
+	opts, held, release, pages := gatedCheck(t)
 	b, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mustClose(t, b)
+	waitHeld(t, held) // the check is under way, and stays so until release
 	live, err := b.Append(b.now(), fixEncoder)
 	if err != nil {
 		t.Fatal(err)
@@ -118,11 +130,12 @@ func TestBackgroundCheckDamage(t *testing.T) {
 	backlogFile(t, path, 3000)
 	damageFirstLeaf(t, path)
 
-	opts, release, _ := gatedCheck(t)
+	opts, held, release, _ := gatedCheck(t)
 	b, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitHeld(t, held)
 	var mine []uint64
 	for i := range 7 {
 		s, err := b.Append(b.now(), fixEncoder)
