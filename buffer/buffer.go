@@ -59,6 +59,9 @@ type Stats struct {
 	Unfinished    uint64 `json:"unfinished"`      // files a power cut left while bbolt created them, started anew by Open (not damage)
 	Compactions   uint64 `json:"compactions"`     // successful compactions
 	SeqGap        uint64 `json:"seq_gap"`         // sequence numbers skipped at Open after an unclean stop
+	// Checking: the background check of a large file runs (see Open); until
+	// it ends, Pending and the reads count only this run's records.
+	Checking bool `json:"checking"`
 }
 
 // entry is one record in the in-memory tail.
@@ -124,7 +127,17 @@ type Buffer struct {
 	lastReserveLog time.Time // last warning about a synchronous reservation
 	// journal, while a compaction copies, holds the record keys each commit
 	// wrote or deleted since the copy began; nil otherwise.
-	journal      map[string]struct{}
+	journal map[string]struct{}
+
+	// checking is set while the background check of a large file runs
+	// (bgcheck.go): until it ends, only records at or above sessionFirst
+	// (committed by this process, in pages it wrote) are read from disk,
+	// and nothing is evicted or compacted. checkDone is closed when the
+	// check ends (nil if none ran); checkStop asks it to stop (Close).
+	checking     bool
+	sessionFirst uint64
+	checkDone    chan struct{}
+	checkStop    chan struct{}
 	lastCompact  time.Time
 	syncReserves int // reservations Append had to wait for; guarded by commitMu
 
@@ -225,10 +238,10 @@ func (b *Buffer) setQueued(recs []Record) {
 
 // scanDisk reads up to max committed records not in acked, walking the records bucket from first in the
 // direction of step: Oldest walks forward from a seq, Newest backward from the last.
-func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*bolt.Cursor) ([]byte, []byte)) ([]Record, error) {
+func (b *Buffer) scanDisk(max int, acked map[uint64]struct{}, first, step func(*pairCursor) ([]byte, []byte)) ([]Record, error) {
 	var disk []Record
 	err := b.view(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
+		c := newPairCursor(tx)
 		for k, v := first(c); k != nil && len(disk) < max; k, v = step(c) {
 			r, ok, err := diskRecord(k, v, acked)
 			if err != nil {
@@ -287,6 +300,9 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	}
 	onDisk := b.diskCount > 0
 	acked := b.snapshotAcked(after)
+	if b.checking && after < b.sessionFirst-1 {
+		after = b.sessionFirst - 1 // below: pages the check has not proven yet
+	}
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -297,7 +313,7 @@ func (b *Buffer) Oldest(after uint64, max int) ([]Record, error) {
 	}
 
 	disk, err := b.scanDisk(max, acked,
-		func(c *bolt.Cursor) ([]byte, []byte) { return c.Seek(seqKey(after + 1)) }, (*bolt.Cursor).Next)
+		func(c *pairCursor) ([]byte, []byte) { return c.Seek(seqKey(after + 1)) }, (*pairCursor).Next)
 	if err != nil {
 		return nil, fmt.Errorf("read oldest after seq %d: %w", after, err)
 	}
@@ -325,6 +341,10 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	}
 	onDisk := b.diskCount > 0 && len(out) < max
 	acked := b.snapshotAcked(0)
+	floor := uint64(0)
+	if b.checking {
+		floor = b.sessionFirst // below: pages the check has not proven yet
+	}
 	b.mu.Unlock()
 	if b.readHook != nil {
 		b.readHook()
@@ -333,7 +353,15 @@ func (b *Buffer) Newest(max int) ([]Record, error) {
 	if !onDisk {
 		return out, nil
 	}
-	disk, err := b.scanDisk(max, acked, (*bolt.Cursor).Last, (*bolt.Cursor).Prev)
+	above := func(k, v []byte) ([]byte, []byte) {
+		if s, ok := keySeq(k); ok && s < floor {
+			return nil, nil
+		}
+		return k, v
+	}
+	disk, err := b.scanDisk(max, acked,
+		func(c *pairCursor) ([]byte, []byte) { return above(c.Last()) },
+		func(c *pairCursor) ([]byte, []byte) { return above(c.Prev()) })
 	if err != nil {
 		return nil, fmt.Errorf("read newest: %w", err)
 	}
@@ -411,7 +439,10 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 			}
 			continue
 		}
-		if _, ok := b.ackedDisk[s]; !ok {
+		// While the background check runs, no read returned a record
+		// below sessionFirst, and looking one up would read pages not yet
+		// proven: such an ack is dropped (delivery is at least once).
+		if _, ok := b.ackedDisk[s]; !ok && (!b.checking || s >= b.sessionFirst) {
 			rest = append(rest, s)
 		}
 	}
@@ -424,9 +455,8 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 	// Look the sizes up so Stats stays exact until the next commit.
 	found := make(map[uint64]int64, len(rest))
 	err := b.view(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketRecords)
 		for _, s := range rest {
-			if v := bk.Get(seqKey(s)); v != nil {
+			if v := getRecord(tx, seqKey(s)); v != nil {
 				found[s] = int64(max(len(v)-valueHeader, 0))
 			}
 		}
@@ -481,6 +511,7 @@ func (b *Buffer) Stats() Stats {
 	s.PendingBytes = b.tailBytes + b.diskBytes - b.ackedDiskBytes
 	s.NextSeq = b.next
 	s.ReservedSeq = b.hwm
+	s.Checking = b.checking
 	if b.diskCount > len(b.ackedDisk) {
 		s.OldestAppended = b.diskOldest
 	} else {

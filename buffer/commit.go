@@ -95,6 +95,7 @@ type commitPlan struct {
 	diskBytes int64 // committed data bytes before this commit
 	diskCount int   // committed records before this commit
 	needEvict bool  // the disk holds records past MaxBytes or MaxAge
+	checking  bool  // the background check runs: evict nothing (the front is not proven yet)
 
 	next      uint64 // the seq the next Append gets: clean_next on a clean stop
 	committed uint64 // seq_committed: the first seq neither written, acked nor dropped
@@ -178,7 +179,8 @@ func (b *Buffer) planCommit(clean bool, dueBy time.Duration) (*commitPlan, error
 	p.journal = b.journal != nil
 	p.acked = maps.Clone(b.ackedDisk)
 	p.diskBytes, p.diskCount = b.diskBytes, b.diskCount
-	p.needEvict = b.evictDue(p.cutoff)
+	p.needEvict = b.evictDue(p.cutoff) && !b.checking
+	p.checking = b.checking
 	p.next = b.next
 	// Records not yet due stay in the tail and are lost by a crash: the gap Open logs must start at the first.
 	p.committed = p.next
@@ -214,27 +216,34 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 	return guard(func() error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			p.res, p.touched = commitResult{}, p.touched[:0]
-			bk, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
+			meta := tx.Bucket(bucketMeta)
 			for _, s := range ackedSeqs {
-				if v := bk.Get(seqKey(s)); v != nil {
+				if v := getRecord(tx, seqKey(s)); v != nil {
 					p.res.deleted++
 					p.res.deletedBytes += int64(max(len(v)-valueHeader, 0))
 					p.touch(seqKey(s))
-					if err := bk.Delete(seqKey(s)); err != nil {
+					if err := deleteRecord(tx, seqKey(s)); err != nil {
 						return err
 					}
 				}
 			}
-			if err := b.evictFront(bk, p); err != nil {
-				return err
-			}
-			// Keys arrive in ascending order: full pages waste less flash.
-			bk.FillPercent = 0.9
-			for _, e := range p.snap {
-				p.touch(seqKey(e.seq))
-				if err := bk.Put(seqKey(e.seq), encodeValue(e.at, e.data)); err != nil {
-					return fmt.Errorf("put seq %d: %w", e.seq, err)
+			for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
+				if p.checking {
+					break
 				}
+				if done, err := b.evictFront(bk, p); err != nil || done {
+					if err != nil {
+						return err
+					}
+					break
+				}
+			}
+			keys, vals := make([][]byte, len(p.snap)), make([][]byte, len(p.snap))
+			for i, e := range p.snap {
+				keys[i], vals[i] = seqKey(e.seq), encodeValue(e.at, e.data)
+			}
+			if err := stageOrMove(tx, keys, vals, p.touch); err != nil {
+				return err
 			}
 			if p.res.oldest.IsZero() && len(p.snap) > 0 {
 				p.res.oldest = p.snap[0].at
@@ -262,8 +271,10 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 
 // evictFront deletes records from the front of bk while they are
 // undecodable, past MaxAge, or over MaxBytes together with the tail, and
-// notes the first one kept in p.res.oldest.
-func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) error {
+// notes the first one kept in p.res.oldest. It reports whether it stopped
+// at a record to keep: if not, bk is empty and the front is in the next
+// bucket (recent, after records).
+func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) (bool, error) {
 	onDisk := p.diskBytes - p.res.deletedBytes
 	// Deleting while iterating a bbolt cursor can skip keys, so re-seek to
 	// First after each delete.
@@ -279,16 +290,16 @@ func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) error {
 			p.res.evictBytes++
 		default:
 			p.res.oldest = at
-			return nil
+			return true, nil
 		}
 		onDisk -= int64(len(data))
 		p.res.deletedBytes += int64(len(data))
 		p.touch(k)
 		if err := c.Delete(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // settleCommit folds a committed plan into the in-memory state: the acked
@@ -375,6 +386,7 @@ func (b *Buffer) noteDrops(bytes, age uint64) {
 // error, if any; the database is closed either way. Call it after Run has
 // returned. Closing twice returns nil.
 func (b *Buffer) Close() error {
+	b.stopCheck() // before commitMu, which the check's end takes
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.mu.Lock()

@@ -21,7 +21,7 @@ func (b *Buffer) compactDue() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if now.Sub(b.lastCompact) < b.compactEvery {
+	if b.checking || now.Sub(b.lastCompact) < b.compactEvery { // a copy would read every page before the check has
 		return false
 	}
 	b.lastCompact = now
@@ -223,16 +223,18 @@ func copyDB(ctx context.Context, dst, src *bolt.DB, hook func()) error {
 func catchUp(dst, src *bolt.DB, keys map[string]struct{}) error {
 	return src.View(func(stx *bolt.Tx) error {
 		return dst.Update(func(dtx *bolt.Tx) error {
-			sr, dr := stx.Bucket(bucketRecords), dtx.Bucket(bucketRecords)
+			// A key may have moved from recent to records meanwhile: delete
+			// it from both, then put it where src has it.
 			for k := range keys {
-				var err error
-				if v := sr.Get([]byte(k)); v != nil {
-					err = dr.Put([]byte(k), v)
-				} else {
-					err = dr.Delete([]byte(k))
-				}
-				if err != nil {
+				if err := deleteRecord(dtx, []byte(k)); err != nil {
 					return err
+				}
+				for _, name := range [][]byte{bucketRecords, bucketRecent} {
+					if v := stx.Bucket(name).Get([]byte(k)); v != nil {
+						if err := dtx.Bucket(name).Put([]byte(k), v); err != nil {
+							return err
+						}
+					}
 				}
 			}
 			if err := dtx.DeleteBucket(bucketMeta); err != nil {
@@ -270,6 +272,9 @@ func (b *Buffer) swapIn(tmp string) error {
 		return fmt.Errorf("compact: reopen: %w", errors.Join(renameErr, err))
 	}
 	b.db = db
+	b.dbMu.Unlock()
+	b.dropCache() // the copy was written in large runs: see dropCache
+	b.dbMu.Lock()
 	if renameErr != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("compact: %w", renameErr)

@@ -32,6 +32,10 @@
 //     never the gateway's clock, so a clock step drops nothing.
 //   - The file is compacted beside the commits, which go on while it is copied:
 //     the loss window stays one commit interval.
+//   - Open reads all of a file under 8 MiB before it returns; a larger one
+//     it proves in the background while fixes flow (Stats.Checking), and
+//     delivers its backlog once proven. Damage found there moves the file
+//     aside like Open's, and this run's records go on in a new file.
 //   - A corrupt or truncated file, or one written by a newer format, is moved
 //     aside as NAME.corrupt-<UTC timestamp> and a new one is started. What a
 //     power cut leaves of a file bbolt was still creating (empty, short, or its

@@ -20,8 +20,10 @@ const (
 	// formatVersion is stored in meta/format. A file with a larger value was
 	// written by a newer release and is moved aside rather than misread; Open
 	// migrates older ones (migrate). Version 2: a record's time is the
-	// caller's (GNSS time), not the gateway's clock at Append.
-	formatVersion = 2
+	// caller's (GNSS time), not the gateway's clock at Append. Version 3:
+	// the newest committed records may sit in bucket recent (see
+	// bucketRecent).
+	formatVersion = 3
 
 	// valueVersion is the first byte of every record value.
 	valueVersion = 1
@@ -41,7 +43,14 @@ const (
 
 var (
 	bucketRecords = []byte("records")
-	bucketMeta    = []byte("meta")
+	// bucketRecent holds the newest committed records while they fit in a
+	// bucket bbolt stores inline, inside the root page: a commit of a few
+	// records then writes three pages (root, freelist, meta) instead of the
+	// whole path down the records tree. Every key in it is above every key
+	// in bucketRecords; the commit that would outgrow the inline limit moves
+	// its records into bucketRecords (see stageOrMove).
+	bucketRecent = []byte("recent")
+	bucketMeta   = []byte("meta")
 
 	keyFormat    = []byte("format")        // uint64 BE: formatVersion
 	keyReserved  = []byte("seq_reserved")  // uint64 BE: highest seq that may have been handed out
@@ -161,7 +170,14 @@ func migrate(tx *bolt.Tx, from uint64) error {
 		// one taken before the gateway's clock was set is before 2025 and
 		// never aged, one taken by a clock set wrong ages by that error once.
 		fallthrough
+	case 2:
+		// Format 3 adds bucket recent; the backlog stays in records, below
+		// every seq recent will hold.
+		fallthrough
 	default:
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketRecent); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion))
 }

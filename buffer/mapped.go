@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"os"
+
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -41,4 +43,38 @@ func (b *Buffer) releaseMappedCommit() {
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.releaseMapped()
+}
+
+// dropCache unmaps the whole file from bbolt's mapping and drops the file's
+// clean pages from the page cache (fadvise DONTNEED), so that every page is
+// read again, one 4 KiB folio at a time, through bbolt's MADV_RANDOM
+// mapping. Why: the kernel (ext4 with large folios, Linux 6.16 and later)
+// caches a file in folios as large as the write or read-ahead that brought
+// them in, and writing one bbolt page into a cached folio dirties, and
+// writes back, the whole folio. bbolt creates its file with one 16 KiB write
+// (both meta pages, the freelist and the root), so every commit's meta page
+// cost 16 KiB, and Open's check reads the file with read-ahead, so a page
+// reused after it cost a whole read-ahead folio. Called by Open and after a
+// compaction's swap, with the mapping stable (see releaseMapped). Errors are
+// ignored: the cost is flash wear, not correctness.
+func (b *Buffer) dropCache() {
+	b.dbMu.RLock()
+	defer b.dbMu.RUnlock()
+	if b.db == nil {
+		return
+	}
+	var size int
+	if err := b.db.View(func(tx *bolt.Tx) error { size = int(tx.Size()); return nil }); err != nil || size == 0 {
+		return
+	}
+	info := b.db.Info()
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, info.Data, uintptr(size), unix.MADV_DONTNEED)
+	f, err := os.Open(b.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// bbolt fsyncs every commit and Open's writes, so these pages are clean;
+	// DONTNEED skips any that are not.
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 }

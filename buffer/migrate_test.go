@@ -16,6 +16,12 @@ import (
 // in a crash (no clean_next) with seqs reserved up to 100.
 func writeFormat1(t *testing.T, path string, n int, at time.Time) {
 	t.Helper()
+	writeOldFormat(t, path, 1, n, at)
+}
+
+// writeOldFormat is writeFormat1 for format 1 or 2, which share a layout (all records in bucket records).
+func writeOldFormat(t *testing.T, path string, format uint64, n int, at time.Time) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +36,7 @@ func writeFormat1(t *testing.T, path string, n int, at time.Time) {
 		if err != nil {
 			return err
 		}
-		for k, v := range map[string]uint64{"format": 1, "seq_reserved": 100, "seq_committed": uint64(n) + 1} {
+		for k, v := range map[string]uint64{"format": format, "seq_reserved": 100_000, "seq_committed": uint64(n) + 1} {
 			if err := m.Put([]byte(k), binary.BigEndian.AppendUint64(nil, v)); err != nil {
 				return err
 			}
@@ -78,8 +84,8 @@ func TestUpgradeFromFormat1(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkData(t, rs)
-	if st.Quarantined != 0 || !slices.Equal(seqsOf(rs), seqRange(1, 5)) || st.NextSeq != 101 {
-		t.Fatalf("after the upgrade: pending %v, next %d, quarantined %d; want 1..5, 101, 0", seqsOf(rs), st.NextSeq, st.Quarantined)
+	if st.Quarantined != 0 || !slices.Equal(seqsOf(rs), seqRange(1, 5)) || st.NextSeq != 100_001 {
+		t.Fatalf("after the upgrade: pending %v, next %d, quarantined %d; want 1..5, 100001, 0", seqsOf(rs), st.NextSeq, st.Quarantined)
 	}
 	if !rs[0].Appended.Equal(old.Add(time.Second)) {
 		t.Errorf("seq 1's time %v, want %v as format 1 stored it", rs[0].Appended, old.Add(time.Second))
@@ -89,8 +95,8 @@ func TestUpgradeFromFormat1(t *testing.T) {
 		t.Fatal(err)
 	}
 	commit(t, b)
-	if got := allSeqs(t, b); !slices.Equal(got, []uint64{3, 4, 5, 101}) {
-		t.Errorf("after MaxAge on the upgraded file pending %v, want [3 4 5 101]", got)
+	if got := allSeqs(t, b); !slices.Equal(got, []uint64{3, 4, 5, 100_001}) {
+		t.Errorf("after MaxAge on the upgraded file pending %v, want [3 4 5 100001]", got)
 	}
 	mustClose(t, b)
 
@@ -105,4 +111,88 @@ func TestUpgradeFromFormat1(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUpgradeFromFormat2 opens a format-2 file holding a backlog of 3,000 records in bucket records (a tree
+// of many pages): the backlog survives the upgrade to format 3, the commits that follow stage their records in
+// bucket recent and move them on, and reads, acks and a restart see one ordered sequence across both buckets.
+func TestUpgradeFromFormat2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	old := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const n = 3000
+	writeOldFormat(t, path, 2, n, old)
+
+	b, err := Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Quarantined != 0 || st.Pending != n || st.NextSeq != 100_001 {
+		t.Fatalf("after the upgrade: pending %d, next %d, quarantined %d; want %d, 100001, 0", st.Pending, st.NextSeq, st.Quarantined, n)
+	}
+	// One record a commit: the first few stay in recent, later ones move it into records.
+	var want []uint64
+	for i := range 10 {
+		s, err := b.Append(old.Add(time.Duration(n+i)*time.Second), fixEncoder) // 250 B: three fit inline
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, s)
+		commit(t, b)
+	}
+	inRecent := recentSeqs(t, b)
+	if len(inRecent) == 0 || len(inRecent) == 10 {
+		t.Errorf("bucket recent holds %v after 10 one-record commits: want some, not all (staged, then moved on)", inRecent)
+	}
+	all := append(seqRange(1, n), want...)
+	if got := allSeqs(t, b); !slices.Equal(got, all) {
+		t.Fatalf("pending after the upgrade and 10 commits: %d seqs, want %d in order", len(got), len(all))
+	}
+	newest, err := b.Newest(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(slices.Values(seqsOf(newest))); !slices.Equal(got, all[len(all)-12:]) {
+		t.Errorf("Newest(12) = %v, want the last 12 of %v", got, all[len(all)-12:])
+	}
+	// Ack one from records and the newest, in recent; a restart sees the rest.
+	if err := b.Ack(7, want[9]); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	mustClose(t, b)
+	b, err = Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, b)
+	left := slices.DeleteFunc(slices.Clone(all), func(s uint64) bool { return s == 7 || s == want[9] })
+	if got := allSeqs(t, b); !slices.Equal(got, left) {
+		t.Errorf("after acks and a restart: %d seqs pending, want %d", len(got), len(left))
+	}
+	if rs, err := b.Oldest(0, 3); err != nil || !slices.Equal(seqsOf(rs), []uint64{1, 2, 3}) {
+		t.Errorf("Oldest(0, 3) = %v, %v; want 1 2 3", seqsOf(rs), err)
+	} else {
+		checkData(t, rs)
+	}
+}
+
+// recentSeqs lists the seqs in bucket recent.
+func recentSeqs(t *testing.T, b *Buffer) []uint64 {
+	t.Helper()
+	var out []uint64
+	err := b.view(func(tx *bolt.Tx) error {
+		rc := tx.Bucket(bucketRecent)
+		if rc == nil {
+			return fmt.Errorf("no bucket %q", bucketRecent)
+		}
+		return rc.ForEach(func(k, _ []byte) error {
+			s, _ := keySeq(k)
+			out = append(out, s)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

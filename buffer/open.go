@@ -23,8 +23,14 @@ const lockTimeout = 2 * time.Second
 // A damaged database, or one written by a newer format version, is moved
 // aside and replaced by an empty one; the sequence numbers still continue
 // past any handed out before, thanks to the sidecar file path+".seq".
-// Open checks the whole file (bbolt's consistency check), which reads every
-// page once. It starts no goroutine: call Run for group commits.
+// Open checks the whole file of a database under 8 MiB (bbolt's consistency
+// check), which reads every page once. A larger file (a backlog: 200 MiB
+// take 10 s on gateway flash) is checked in two steps, so that the first
+// live fix does not wait for a read of it all: Open proves the pages a
+// commit reads, and a goroutine it starts proves the rest while Append,
+// commits and reads of this run's records go on; the backlog is read once
+// it is proven (Stats.Checking), and damage found then is handled as Open's
+// (bgcheck.go). Call Run for group commits.
 func Open(path string, opts Options) (*Buffer, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("open buffer %s: %w", path, err)
@@ -55,7 +61,14 @@ func Open(path string, opts Options) (*Buffer, error) {
 	for attempt := 0; ; attempt++ {
 		err := b.openOnce(side)
 		if err == nil {
-			b.releaseMapped() // the check read every page
+			b.sessionFirst = b.next
+			b.dropCache() // the check read every page; fresh pages make small folios
+			if b.checking {
+				if err := b.startCheck(); err != nil {
+					_ = b.Close()
+					return nil, fmt.Errorf("open buffer %s: %w", path, err)
+				}
+			}
 			return b, nil
 		}
 		if !errors.Is(err, errCorrupt) || attempt > 0 {
@@ -86,15 +99,26 @@ func (b *Buffer) openOnce(side uint64) error {
 		fi, err = os.Stat(b.path)
 	}
 	created := errors.Is(err, fs.ErrNotExist)
+	// A large file is proven in two steps: here only the pages a commit
+	// reads (its spines), the rest in the background (bgcheck.go), so
+	// that the first live fix does not wait for a read of the whole file.
+	quick := !created && fi.Size() >= b.opts.bgCheckFrom
 	if !created {
-		if err := preflight(b.path); err != nil {
+		if err := preflightPath(b.path, &treeCheck{Spine: quick}); err != nil {
 			return err
 		}
 	}
 	var db *bolt.DB
 	err = guard(func() error {
 		var oerr error
-		db, oerr = bolt.Open(b.path, 0o640, &bolt.Options{Timeout: lockTimeout})
+		bo := &bolt.Options{Timeout: lockTimeout}
+		if quick {
+			// bbolt remaps the file to grow it only once every reader is done,
+			// and the background check reads for seconds: map room for 16 MiB
+			// of growth (weeks offline at 1 Hz) so that no commit waits for it.
+			bo.InitialMmapSize = int(fi.Size()) + 16<<20
+		}
+		db, oerr = bolt.Open(b.path, 0o640, bo)
 		return oerr
 	})
 	if err != nil {
@@ -115,11 +139,12 @@ func (b *Buffer) openOnce(side uint64) error {
 			return err
 		}
 	}
-	if err := b.load(db, side); err != nil {
+	if err := b.load(db, side, quick); err != nil {
 		_ = db.Close()
 		return err
 	}
 	b.db = db
+	b.checking = quick
 	return nil
 }
 
@@ -178,6 +203,14 @@ func isCorruption(err error) bool {
 	return true
 }
 
+// scanResult is what a walk of every committed record found.
+type scanResult struct {
+	count          int
+	bytes          int64
+	oldest, latest time.Time
+	invalid        [][]byte // keys of undecodable records
+}
+
 // scan reads every page of an open database (on this goroutine, where a
 // fault is recoverable), checks the format version, and sums the records.
 // It returns the keys of undecodable records.
@@ -186,68 +219,125 @@ func (b *Buffer) scan(db *bolt.DB) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var invalid [][]byte
+	var r scanResult
+	err = guard(func() error {
+		return db.View(func(tx *bolt.Tx) error { return scanTx(tx, fi.Size(), &r) })
+	})
+	if err != nil {
+		return nil, corruptRead(err)
+	}
+	b.diskCount, b.diskBytes, b.diskOldest, b.latest = r.count, r.bytes, r.oldest, r.latest
+	return r.invalid, nil
+}
+
+// corruptRead marks an error of a read of every page as damage: a panic or
+// fault while reading means a damaged file.
+func corruptRead(err error) error {
+	if !errors.Is(err, errCorrupt) {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	return err
+}
+
+// checkMetaTx checks the size the meta page claims, the format version and
+// the seq marks: what Open needs before it trusts the file at all.
+func checkMetaTx(tx *bolt.Tx, fileSize int64) error {
+	if tx.Size() > fileSize {
+		return fmt.Errorf("%w: truncated: meta page says %d bytes, file has %d", errCorrupt, tx.Size(), fileSize)
+	}
+	m := tx.Bucket(bucketMeta)
+	if m == nil {
+		return nil
+	}
+	if v := m.Get(keyFormat); v != nil {
+		f, ok := getU64(v)
+		if !ok {
+			return fmt.Errorf("%w: meta format value %x", errCorrupt, v)
+		}
+		if f > formatVersion {
+			return fmt.Errorf("%w: format version %d is newer than %d", errCorrupt, f, formatVersion)
+		}
+	}
+	return checkMarks(m)
+}
+
+// scanTx is scan's walk, in tx: every page, then every record of both
+// buckets, oldest first, summed into r.
+func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
+	if err := checkMetaTx(tx, fileSize); err != nil {
+		return err
+	}
+	// Walk every page on this goroutine first, where a fault is a
+	// recoverable panic; tx.Check later runs on its own goroutine,
+	// where a fault would kill the process, over pages already read.
+	if err := walkAll(tx); err != nil {
+		return err
+	}
+	for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
+		if bk == nil {
+			continue
+		}
+		err := bk.ForEach(func(k, v []byte) error {
+			at, data, derr := decodeValue(v)
+			if _, ok := keySeq(k); !ok || derr != nil {
+				r.invalid = append(r.invalid, append([]byte(nil), k...))
+				return nil
+			}
+			if r.count == 0 {
+				r.oldest = at
+			}
+			r.latest = at // keys ascend: ends at the newest record
+			r.count++
+			r.bytes += int64(len(data))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quickScan is scan for a file whose full check runs in the background
+// (bgcheck.go): it checks the meta page and reads the newest record's time,
+// down the rightmost path Open's spine check proved, and nothing else.
+func (b *Buffer) quickScan(db *bolt.DB) error {
+	fi, err := os.Stat(b.path)
+	if err != nil {
+		return err
+	}
 	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			if tx.Size() > fi.Size() {
-				return fmt.Errorf("%w: truncated: meta page says %d bytes, file has %d", errCorrupt, tx.Size(), fi.Size())
-			}
-			if m := tx.Bucket(bucketMeta); m != nil {
-				if v := m.Get(keyFormat); v != nil {
-					f, ok := getU64(v)
-					if !ok {
-						return fmt.Errorf("%w: meta format value %x", errCorrupt, v)
-					}
-					if f > formatVersion {
-						return fmt.Errorf("%w: format version %d is newer than %d", errCorrupt, f, formatVersion)
-					}
-				}
-				if err := checkMarks(m); err != nil {
-					return err
-				}
-			}
-			// Walk every page on this goroutine first, where a fault is a
-			// recoverable panic; tx.Check later runs on its own goroutine,
-			// where a fault would kill the process, over pages already read.
-			if err := walkAll(tx); err != nil {
+			if err := checkMetaTx(tx, fi.Size()); err != nil {
 				return err
 			}
-			if bk := tx.Bucket(bucketRecords); bk != nil {
-				err := bk.ForEach(func(k, v []byte) error {
-					at, data, derr := decodeValue(v)
-					if _, ok := keySeq(k); !ok || derr != nil {
-						invalid = append(invalid, append([]byte(nil), k...))
-						return nil
-					}
-					if b.diskCount == 0 {
-						b.diskOldest = at
-					}
-					b.latest = at // keys ascend: ends at the newest record
-					b.diskCount++
-					b.diskBytes += int64(len(data))
-					return nil
-				})
-				if err != nil {
-					return err
+			if tx.Bucket(bucketRecords) == nil {
+				return nil
+			}
+			if _, v := newPairCursor(tx).Last(); v != nil {
+				if at, _, derr := decodeValue(v); derr == nil {
+					b.latest = at
 				}
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		if !errors.Is(err, errCorrupt) {
-			// A panic or fault while reading: the file is damaged.
-			err = fmt.Errorf("%w: %w", errCorrupt, err)
-		}
-		return nil, err
+		return corruptRead(err)
 	}
-	return invalid, nil
+	return nil
 }
 
 // load validates an open database, recovers the sequence state and the
 // accounting, and reserves the first block of sequence numbers.
-func (b *Buffer) load(db *bolt.DB, side uint64) error {
-	invalid, err := b.scan(db)
+func (b *Buffer) load(db *bolt.DB, side uint64, quick bool) error {
+	var invalid [][]byte
+	var err error
+	if quick {
+		err = b.quickScan(db)
+	} else {
+		invalid, err = b.scan(db)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,9 +354,15 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 			if err != nil {
 				return err
 			}
+			rc := tx.Bucket(bucketRecent) // nil before the migration to format 3
 			for _, k := range invalid {
 				if err := bk.Delete(k); err != nil {
 					return err
+				}
+				if rc != nil {
+					if err := rc.Delete(k); err != nil {
+						return err
+					}
 				}
 			}
 			dbHwm, _ = getU64(m.Get(keyReserved))
@@ -288,17 +384,10 @@ func (b *Buffer) load(db *bolt.DB, side uint64) error {
 	// The consistency check runs after one write transaction: if only one
 	// meta page was torn, bbolt opened the other, and the write just
 	// rewrote the torn one (meta pages alternate by transaction id).
-	err = guard(func() error {
-		return db.View(func(tx *bolt.Tx) error {
-			var first error
-			for cerr := range tx.Check() {
-				if first == nil { // keep draining so the checker goroutine ends
-					first = fmt.Errorf("%w: consistency check: %w", errCorrupt, cerr)
-				}
-			}
-			return first
-		})
-	})
+	err = nil
+	if !quick {
+		err = guard(func() error { return db.View(checkTx) })
+	}
 	if err != nil {
 		return err
 	}
@@ -459,6 +548,17 @@ func (b *Buffer) quarantine(cause error) error {
 	b.st.Quarantined++
 	b.log.Error("damaged database moved aside; starting a new one", "moved_to", dst, "cause", cause)
 	return nil
+}
+
+// checkTx runs bbolt's consistency check over tx, draining it to the end.
+func checkTx(tx *bolt.Tx) error {
+	var first error
+	for cerr := range tx.Check() {
+		if first == nil { // keep draining so the checker goroutine ends
+			first = fmt.Errorf("%w: consistency check: %w", errCorrupt, cerr)
+		}
+	}
+	return first
 }
 
 // guard runs fn, turning a panic or a memory fault (bbolt reading a damaged

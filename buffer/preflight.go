@@ -79,26 +79,58 @@ func parseMeta(b []byte) (boltMeta, error) {
 
 // preflight returns an error wrapping errCorrupt for a damaged file, or
 // another error if the file cannot be read.
-func preflight(path string) error {
-	f, err := os.Open(path)
+func preflight(path string) error { return preflightPath(path, nil) }
+
+// preflightPath is preflight, tuned by c.
+func preflightPath(path string, c *treeCheck) error {
+	f, m, err := openMeta(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	return preflightTree(f, m, c)
+}
+
+// treeCheck tunes preflightTree: Spine checks only the pages a commit
+// reads (the freelist, and each bucket's rightmost path, where new keys go);
+// Page, when set, is called before each page is read and may stop the check
+// by returning an error.
+type treeCheck struct {
+	Spine bool
+	Page  func() error
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, args...))
+}
+
+// openMeta opens the file and picks its meta page as bbolt does, checking
+// it against the file's size.
+func openMeta(path string) (*os.File, boltMeta, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, boltMeta{}, err
+	}
+	m, err := readMeta(f)
+	if err != nil {
+		f.Close()
+		return nil, boltMeta{}, err
+	}
+	return f, m, nil
+}
+
+func readMeta(f *os.File) (boltMeta, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return boltMeta{}, err
 	}
 	size := fi.Size()
-	corrupt := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, args...))
-	}
 
 	// Pick the meta page as bbolt does: the valid one with the higher txid.
 	first := make([]byte, 4096)
 	n, err := f.ReadAt(first, 0)
 	if err != nil && err != io.EOF {
-		return err
+		return boltMeta{}, err
 	}
 	m0, err0 := parseMeta(first[:n])
 	pageSize := int64(os.Getpagesize())
@@ -106,12 +138,12 @@ func preflight(path string) error {
 		pageSize = int64(m0.pageSize)
 	}
 	if pageSize < 512 || pageSize > 1<<20 || pageSize&(pageSize-1) != 0 {
-		return corrupt("page size %d", pageSize)
+		return boltMeta{}, corrupt("page size %d", pageSize)
 	}
 	second := make([]byte, pageHeaderSize+metaSize)
 	n, err = f.ReadAt(second, pageSize)
 	if err != nil && err != io.EOF {
-		return err
+		return boltMeta{}, err
 	}
 	m1, err1 := parseMeta(second[:n])
 	var m boltMeta
@@ -121,16 +153,32 @@ func preflight(path string) error {
 	case err1 == nil:
 		m = m1
 	default:
-		return corrupt("both meta pages invalid: %v; %v", err0, err1)
+		return boltMeta{}, corrupt("both meta pages invalid: %v; %v", err0, err1)
 	}
 	if int64(m.pageSize) != pageSize {
-		return corrupt("meta page size %d, expected %d", m.pageSize, pageSize)
+		return boltMeta{}, corrupt("meta page size %d, expected %d", m.pageSize, pageSize)
 	}
 	if m.hwm < 3 || m.hwm > uint64(size/pageSize) {
-		return corrupt("truncated or bad high-water mark: %d pages of %d B, file has %d B", m.hwm, pageSize, size)
+		return boltMeta{}, corrupt("truncated or bad high-water mark: %d pages of %d B, file has %d B", m.hwm, pageSize, size)
 	}
+	return m, nil
+}
 
+// preflightTree checks the freelist and the page tree of meta m (whole, or
+// its spines: see treeCheck). The pages must not change meanwhile: Open
+// runs it before bbolt opens the file; the background check, while a read
+// transaction of m's txid keeps bbolt from reusing them.
+func preflightTree(f *os.File, m boltMeta, c *treeCheck) error {
+	if c == nil {
+		c = &treeCheck{}
+	}
+	pageSize := int64(m.pageSize)
 	readPage := func(id uint64) ([]byte, error) {
+		if c.Page != nil {
+			if err := c.Page(); err != nil {
+				return nil, err
+			}
+		}
 		if id < 2 || id >= m.hwm {
 			return nil, corrupt("page id %d out of range [2, %d)", id, m.hwm)
 		}
@@ -202,7 +250,9 @@ func preflight(path string) error {
 				if int64(at)+pos+ksize > int64(len(p)) {
 					return corrupt("%s: branch element %d out of bounds", where, i)
 				}
-				stack = append(stack, ne.Uint64(e[8:]))
+				if !c.Spine || i == count-1 {
+					stack = append(stack, ne.Uint64(e[8:]))
+				}
 				continue
 			}
 			eflags, pos := ne.Uint32(e[0:]), int64(ne.Uint32(e[4:]))
