@@ -27,8 +27,14 @@ func TestFaultsDeliverEverything(t *testing.T) {
 	u := New(cfg, localClient(t, &uplinktest.Local{Endpoint: p.URL}), q)
 	startRun(t, u)
 
+	// At least 400 records, and more (in fifties, up to 2,000) until the proxy has injected every kind of fault:
+	// how many calls 400 records take depends on timing, and a kind that never came would test nothing.
+	injectedAll := func() bool {
+		c := p.Counts()
+		return c.FailedRecords > 0 && c.Status500 > 0 && c.Throttled > 0 && c.DroppedReplies > 0
+	}
 	var want []string
-	for i := range 400 {
+	for i := 0; i < 400 || (!injectedAll() && i < 2000); i++ {
 		d := fmt.Sprintf("fix-%04d", i)
 		want = append(want, d)
 		q.add(d)
