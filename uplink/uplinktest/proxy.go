@@ -111,6 +111,7 @@ type Proxy struct {
 	counts  ProxyCounts
 	buckets map[string]*bucket  // per stream, for RecordsPerSecond
 	shards  map[string][]*shard // per stream, for Shards
+	watch   func(Stored)        // told of each record stored, if set
 }
 
 // bucket is a token bucket of records for one stream.
@@ -295,7 +296,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	var req putRecordsRequest
 	var failed []bool  // per original entry
 	var codes []string // error code per failed entry
-	if isPut && (f.FailRecords > 0 || f.RecordsPerSecond > 0 || f.Shards != nil) && json.Unmarshal(body, &req) == nil {
+	watch := p.watcher()
+	if isPut && (f.FailRecords > 0 || f.RecordsPerSecond > 0 || f.Shards != nil || watch != nil) && json.Unmarshal(body, &req) == nil {
 		failed = make([]bool, len(req.Records))
 		codes = make([]string, len(req.Records))
 		var keep []json.RawMessage
@@ -387,6 +389,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			p.count(func(c *ProxyCounts) { c.FailedRecords += n })
+			if watch != nil {
+				tellStored(watch, req.stream(), req.Records, rep.Records)
+			}
 			writeReply(w, mergeReply(&rep, failed, codes))
 			return
 		}

@@ -3,6 +3,7 @@ package uplinktest
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,12 @@ func TestShardLimits(t *testing.T) {
 	t.Run("records", func(t *testing.T) {
 		p := NewProxy(t, l.Endpoint, 1)
 		p.Set(Faults{Shards: &ShardLimits{}})
+		var watched atomic.Int64
+		p.Watch(func(s Stored) {
+			if s.Stream == "s" && len(s.Data) == 20 {
+				watched.Add(1)
+			}
+		})
 		c := (&Local{Endpoint: p.URL}).client()
 		key0 := keyOn(t, p, "s", "shardId-000000000000")
 		key1 := keyOn(t, p, "s", "shardId-000000000001")
@@ -110,6 +117,9 @@ func TestShardLimits(t *testing.T) {
 		}
 		if got := len(l.ReadAll(t, "s")); got != ok+ok1 {
 			t.Errorf("stream holds %d records, %d were let through", got, ok+ok1)
+		}
+		if w := watched.Load(); int(w) != ok+ok1 {
+			t.Errorf("Watch told of %d records stored, %d were", w, ok+ok1)
 		}
 		var acc, thr int
 		for _, s := range p.ShardSeconds() {
