@@ -18,15 +18,15 @@ const (
 
 // Pacing constants. The backfill pace is congestion control, as TCP's:
 // a truck cannot know how many others share its shard, only hear the
-// shard's throttles. It starts low and grows by half each second until the
+// shard's throttles. It starts low and doubles each second until the
 // first throttle (slow start), then climbs linearly and is cut by a
 // jittered factor on each throttled call (additive increase,
 // multiplicative decrease). A fleet that returns at once then shares the
 // shard instead of fighting over it: 30 trucks each asking half a shard
 // got 32–36 % of their records throttled with a fixed pace that was only
-// halved on throttling (issue 15). The constants were chosen on the fleet
-// simulation (fleet_test.go, 30 trucks on one shard): 6–9 % throttled,
-// the shard 88–93 % busy.
+// halved on throttling (issue 15; 39 % in the simulation). The constants
+// were chosen on the fleet simulation (fleet_test.go, 30 trucks on one
+// shard): 8–9 % throttled, the shard 90–92 % busy.
 const (
 	// paceBurst is how many seconds of tokens the bucket holds at the pace
 	// in force: a backfill call carries a second's worth, so at the full
@@ -34,16 +34,18 @@ const (
 	// headers per record).
 	paceBurst = 1.0
 	// paceStartFactor is where the pace starts, after start-up and after
-	// each outage: 1/32 of the share, ~16 records/s at the default. Thirty
-	// trucks returning at once ask ~470 records/s of a shard that takes
-	// 1,000, not 30 full calls of 500.
-	paceStartFactor = 1.0 / 32
+	// each outage: 1/16 of the share, ~31 records/s at the default. Thirty
+	// trucks returning at once (spread by the backfill delay) ask a few
+	// hundred records/s of a shard that takes 1,000, not 30 full calls of
+	// 500.
+	paceStartFactor = 1.0 / 16
 	// paceSlowStartGrowth is the slow start's growth per second without a
-	// throttle: from 1/32 of the share to all of it in 8.5 s, so a truck
-	// alone on its shard drains nearly as fast as a fixed pace would (~2 %
-	// slower over a day's backlog). Doubling, as TCP does, overshot the
-	// shard harder when a fleet's slow starts met.
-	paceSlowStartGrowth = 1.5
+	// throttle, TCP's doubling: from 1/16 of the share to all of it in 4 s,
+	// so a truck alone on its shard drains as fast as a fixed pace would
+	// (~1 % slower over a day's backlog), and a small fleet fills its
+	// shard soon after the first backfill starts (growing by half a second
+	// left a 10-truck shard ~70 % busy in the simulation).
+	paceSlowStartGrowth = 2.0
 	// paceIncreasePerSecond is the additive increase after the first
 	// throttle, as a share of the pace's ceiling per second: 0.5 % (2.5
 	// records/s per second at the default share). Thirty trucks together

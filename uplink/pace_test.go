@@ -118,9 +118,9 @@ func TestBackfillPaced(t *testing.T) {
 				if at := whenSent(calls, "live"); at != 1300*time.Millisecond {
 					t.Errorf("live record sent at %v, want at once (1.3 s)", at)
 				}
-				// Slow start: from 1/32 of the rate, growing by half each
+				// Slow start: from 1/16 of the rate, doubling each
 				// second, then the rate; live records take no tokens.
-				if got, hi := sentBy(calls, time.Second), tt.rate/32*3+3; got > hi {
+				if got, hi := sentBy(calls, time.Second), tt.rate/16*3+3; got > hi {
 					t.Errorf("%d records sent by 1 s, want a slow start (<= %d)", got, hi)
 				}
 				if got := sentBy(calls, 15*time.Second) - sentBy(calls, 10*time.Second); got < 5*tt.rate-2 || got > 5*tt.rate+2 {
