@@ -19,6 +19,9 @@ func TestBenchFleet(t *testing.T) {
 	spec := fleetSpecFromEnv(t, fleetSpec{trucks: 30, shards: 1, backlog: 1200, outage: time.Minute, limit: 4 * time.Minute})
 	res := runFleet(t, spec)
 	t.Log(res)
+	for _, s := range res.seconds {
+		t.Logf("%s %+6.1fs accepted %4d throttled %4d", s.Shard, s.Second.Sub(res.back).Seconds(), s.Accepted, s.Throttled)
+	}
 	if path := os.Getenv("GPS_AGENT_FLEET_SVG"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {

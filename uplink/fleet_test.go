@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -127,6 +128,15 @@ func (f fleetRun) run(t *testing.T) fleetResult {
 			}
 			cfg := Config{Stream: "fixes", PartitionKey: fmt.Sprintf("truck-%d", i), Log: quietLog()} // defaults otherwise
 			u := New(cfg, shard, tr.q)
+			// Each truck draws its backfill delay and its pace's jitter
+			// from a source of its own, so that a run is repeatable.
+			rnd := rand.New(rand.NewPCG(uint64(i), 15))
+			u.randN = func(max time.Duration) time.Duration {
+				if max <= 0 {
+					return 0
+				}
+				return time.Duration(rnd.Int64N(int64(max) + 1))
+			}
 			wg.Add(2)
 			go func() {
 				defer wg.Done()

@@ -218,10 +218,10 @@ func TestBackfillSlowsWhenThrottledAndRecovers(t *testing.T) {
 		if r := u.Stats().BackfillRate; r >= 500 {
 			t.Errorf("backfill rate 2 s after throttling stopped = %v, want still recovering", r)
 		}
-		time.Sleep(40 * time.Second)
+		time.Sleep(80 * time.Second)
 		synctest.Wait()
 		if r := u.Stats().BackfillRate; r != 500 {
-			t.Errorf("backfill rate 42 s after throttling stopped = %v, want 500", r)
+			t.Errorf("backfill rate 82 s after throttling stopped = %v, want 500", r)
 		}
 	})
 }
