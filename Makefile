@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.bui
 # end-to-end tests (real processes, real timing) never share the 2 CI cores with another package's builds.
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 14m
 
-.PHONY: help deps build test demo bench fuzz cuts clean
+.PHONY: help deps build test demo bench fleet fuzz cuts clean
 
 include cross/cross.mk
 
@@ -22,6 +22,7 @@ help:
 	@echo "make test    every test (installs what tests need first)"
 	@echo "make build   bin/gps-agent"
 	@echo "make bench   figures beside their targets, written to bench.json"
+	@echo "make fleet   30 agents on one shard and 100 on four, back from a shared outage, drawn in docs/ (about 15 min)"
 	@echo "make deps    install Debian packages and local Kinesis (npm) the demo and tests use"
 	@echo "make fuzz    each fuzz target for 60 s (FUZZTIME=60s)"
 	@echo "make cuts    100 power cuts on the power-cut filesystem (CUTS=100; needs root and /dev/fuse)"
@@ -50,6 +51,19 @@ bench: deps build
 	GPS_AGENT_BENCH_OUT=$(CURDIR)/bench.jsonl $(GO) test -count=1 -p 1 -timeout 20m -run '^TestBench' ./...
 	@$(GO) run ./internal/benchfig/report bench.jsonl bench.json
 
+# A fleet's drain, drawn (issue 15): real agents, each with an hour of 1 Hz fixes buffered, behind a shard-limited
+# local Kinesis, all offline for the same 60 s and back at once, default settings. FLEET_ONE and FLEET_MANY are
+# trucks x shards x fixes x outage. Figures beside their targets in fleet.json; pictures in docs/.
+FLEET_ONE ?= 30x1x3600x60s
+FLEET_MANY ?= 100x4x3600x60s
+fleet: deps build
+	@rm -f fleet.jsonl
+	GPS_AGENT_FLEET=$(FLEET_ONE) GPS_AGENT_FLEET_SVG=$(CURDIR)/docs/fleet-drain.svg GPS_AGENT_BENCH_OUT=$(CURDIR)/fleet.jsonl \
+	  $(GO) test -count=1 -timeout 30m -run '^TestBenchFleet$$' -v ./agent
+	GPS_AGENT_FLEET=$(FLEET_MANY) GPS_AGENT_FLEET_SVG=$(CURDIR)/docs/fleet-drain-4-shards.svg GPS_AGENT_BENCH_OUT=$(CURDIR)/fleet.jsonl \
+	  $(GO) test -count=1 -timeout 40m -run '^TestBenchFleet$$' -v ./agent
+	@$(GO) run ./internal/benchfig/report fleet.jsonl fleet.json
+
 # Each fuzz target for FUZZTIME; what they find lands in the package's testdata/fuzz and stays a test case.
 FUZZTIME ?= 60s
 fuzz:
@@ -68,4 +82,4 @@ cuts: deps
 	set -o pipefail; GPS_AGENT_CUTS=$(CUTS) $(GO) test -count=1 -p 1 -timeout 40m -run '^(TestPowerCuts|TestPowerCutRestarts)$$' -v ./buffer ./agent 2>&1 | grep -v '^=== '
 
 clean:
-	rm -rf bin dist bench.jsonl bench.json
+	rm -rf bin dist bench.jsonl bench.json fleet.jsonl fleet.json

@@ -75,9 +75,10 @@ type Config struct {
 	// (https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html),
 	// shared by every truck whose key hashes to it. Default 0.5: a truck
 	// catching up after an outage leaves half the shard to the others.
-	// Only the backlog is paced; live records are never held back. When
-	// Kinesis throttles, the pace halves and recovers gradually. Values
-	// above 1 are rejected by Validate.
+	// Only the backlog is paced; live records are never held back. The
+	// share is a ceiling: the pace starts low after each outage and finds
+	// what the shard has left by its throttles (pace.go). Values above 1
+	// are rejected by Validate.
 	BackfillShare float64
 	// BackfillDelay is the most the backfill waits, a random time in
 	// [0, BackfillDelay], after connectivity returns from an outage or at

@@ -37,7 +37,7 @@
 //     where nothing does (the transport's abandoned dials keep
 //     retransmitting theirs until the dial timeout).
 //   - Throttling: again within a second (exponential from 100 ms, capped at
-//     1 s, at least half the cap); the backlog's pacer halves meanwhile.
+//     1 s, at least half the cap); the backlog's pacer is cut meanwhile.
 //   - Anything else (5xx, a malformed reply): exponential backoff with
 //     full jitter, capped at [Config].MaxBackoff.
 //
@@ -56,8 +56,15 @@
 // backlog. The rest of the call is backlog, oldest first, paced by a token
 // bucket (records and bytes) to [Config].BackfillShare of one shard's write
 // limit of 1,000 records/s and 1 MiB/s, which every truck on that shard
-// shares. When Kinesis throttles, the pace halves (at most once a second,
-// down to 1/16) and climbs back by 5 % of the share a second.
+// shares. A truck cannot know how many others share its shard, only hear
+// its throttles, so the pace is congestion control, as TCP's: after
+// start-up and after each outage (and its backfill delay) it starts at
+// 1/16 of the share and doubles each second until the first throttle
+// (slow start); then it climbs by 0.5 % of the share a second, faster the
+// longer no throttle comes, and each throttled call (at most one a
+// second) cuts it to a random 50–70 %, down to 1 record/s. Thirty trucks
+// back from the same outage on one shard then keep it ~90 % busy with
+// under 10 % of records throttled (docs/shards.md).
 //
 // Calls go one at a time, so a live fix waits for the call in flight: the
 // backlog part of a call is sized to what the link uploads in 250 ms

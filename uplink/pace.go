@@ -1,6 +1,9 @@
 package uplink
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Per-shard write limits: "Each shard can support writes up to 1,000
 // records per second, up to a maximum data write total of 1 MiB per second"
@@ -12,41 +15,90 @@ const (
 	shardBytesPerSecond   = 1 << 20
 )
 
-// Pacing constants.
+// Pacing constants. The backfill pace is congestion control, as TCP's:
+// a truck cannot know how many others share its shard, only hear the
+// shard's throttles. It starts low and doubles each second until the
+// first throttle (slow start), then climbs linearly and is cut by a
+// jittered factor on each throttled call (additive increase,
+// multiplicative decrease). A fleet that returns at once then shares the
+// shard instead of fighting over it: 30 trucks each asking half a shard
+// got 32–36 % of their records throttled with a fixed pace that was only
+// halved on throttling (issue 15; 39 % in the simulation). The constants
+// were chosen on the fleet simulation (fleet_test.go, 30 trucks on one
+// shard): 8–9 % throttled, the shard 90–92 % busy.
 const (
-	// paceBurst is how many seconds of tokens the bucket holds. One second
-	// at the default share is 500 records: one full PutRecords call, so the
-	// backfill goes in full calls (fewest headers per record) at the paced
-	// average rate.
+	// paceBurst is how many seconds of tokens the bucket holds at the pace
+	// in force: a backfill call carries a second's worth, so at the full
+	// default share it is 500 records, one full PutRecords call (fewest
+	// headers per record).
 	paceBurst = 1.0
-	// paceMinFactor is the floor of the pace after repeated throttling: 1/16
-	// of the share (~31 records/s at the default) still drains a day's
-	// backlog in under an hour.
-	paceMinFactor = 1.0 / 16
-	// paceRecoverPerSecond is how fast the pace climbs back after a cut: a
-	// halved pace is whole again 10 s after the last throttle.
-	paceRecoverPerSecond = 0.05
-	// paceCutEvery allows one halving per interval: one throttled call
+	// paceStartFactor is where the pace starts, after start-up and after
+	// each outage: 1/16 of the share, ~31 records/s at the default. Thirty
+	// trucks returning at once (spread by the backfill delay) ask a few
+	// hundred records/s of a shard that takes 1,000, not 30 full calls of
+	// 500.
+	paceStartFactor = 1.0 / 16
+	// paceSlowStartGrowth is the slow start's growth per second without a
+	// throttle, TCP's doubling: from 1/16 of the share to all of it in 4 s,
+	// so a truck alone on its shard drains as fast as a fixed pace would
+	// (~1 % slower over a day's backlog), and a small fleet fills its
+	// shard soon after the first backfill starts (growing by half a second
+	// left a 10-truck shard ~70 % busy in the simulation).
+	paceSlowStartGrowth = 2.0
+	// paceIncreasePerSecond is the additive increase after the first
+	// throttle, as a share of the pace's ceiling per second: 0.5 % (2.5
+	// records/s per second at the default share). Thirty trucks together
+	// then climb by 75 records/s a second, 7.5 % of a shard; 1 % throttled
+	// ~12 % of the fleet's records, as the shard's one-second burst hides
+	// the crossing of its limit for a while.
+	paceIncreasePerSecond = 0.005
+	// paceClimbAfter speeds the additive increase up the longer no
+	// throttle comes: by paceIncreasePerSecond more every paceClimbAfter
+	// (convex, as CUBIC's probing), so a truck whose neighbours have
+	// drained climbs from a quarter of its share back to all of it in ~60 s
+	// rather than 150 s, while trucks on a busy shard, cut every few
+	// seconds, climb slowly where the throttles are. 5 s throttled ~9 % of
+	// the simulated fleet's records, 20 s ~7.5 %.
+	paceClimbAfter = 20 * time.Second
+	// paceCutMin and paceCutMax bound the jittered multiplicative
+	// decrease: the pace is multiplied by a uniform draw from [0.5, 0.7]
+	// (0.6 on average). The jitter keeps trucks cut at the same instant
+	// from climbing back in lockstep.
+	paceCutMin = 0.5
+	paceCutMax = 0.7
+	// paceMinRate is the floor of the pace in records/s: one record a
+	// second still moves the backlog, and 1,000 trucks at the floor are
+	// what one shard takes. No larger floor: 30 trucks at a floor of 1/16
+	// of the share (31 records/s) already filled a shard.
+	paceMinRate = 1.0
+	// paceCutEvery allows one cut per interval: one throttled call
 	// usually fails many records at once, which is one signal, not many.
 	paceCutEvery = time.Second
 )
 
 // pacer is a token bucket over records and bytes for the backlog part of
-// each call. Live records take tokens too (the bucket may go into debt), so
-// the total stays within the share, but they never wait for them.
+// each call, its rate set by congestion control. Live records take no
+// tokens: they go at once whatever the pace (a truck's own live fixes are
+// a record a second), and when throttled are retried within a second.
 type pacer struct {
-	recRate, byteRate float64 // tokens per second at factor 1
-	factor            float64 // share of the rate in force, cut on throttling
-	recs, bytes       float64 // tokens; may be negative (debt)
+	recRate, byteRate float64 // tokens per second at factor 1 (the share)
+	factor            float64 // share of the rate in force
+	slowStart         bool    // no throttle since start: grow exponentially
+	recs, bytes       float64 // tokens
 	last              time.Time
 	lastCut           time.Time
+	jitter            func() float64 // uniform in [0, 1]
 }
 
-func newPacer(share float64) *pacer {
+// newPacer returns a pacer for share of a shard, drawing its jitter from
+// randN (uniform in [0, max]; the Uplink's, which tests seed).
+func newPacer(share float64, randN func(max time.Duration) time.Duration) *pacer {
+	const steps = 1 << 20
 	return &pacer{
 		recRate:  share * shardRecordsPerSecond,
 		byteRate: share * shardBytesPerSecond,
 		factor:   1,
+		jitter:   func() float64 { return float64(randN(steps)) / steps },
 	}
 }
 
@@ -55,31 +107,40 @@ func newPacer(share float64) *pacer {
 func (p *pacer) recCap() float64  { return max(1, p.recRate*p.factor*paceBurst) }
 func (p *pacer) byteCap() float64 { return max(1, p.byteRate*p.factor*paceBurst) }
 
-// start fills the bucket.
+// minFactor is the floor of factor: paceMinRate.
+func (p *pacer) minFactor() float64 { return min(1, paceMinRate/p.recRate) }
+
+// start restarts slow start: after start-up and after an outage, when a
+// fleet may be returning at once. The bucket starts full at the low pace.
 func (p *pacer) start(now time.Time) {
-	p.factor = 1
+	p.factor = max(p.minFactor(), paceStartFactor)
+	p.slowStart = true
+	p.lastCut = time.Time{}
 	p.recs, p.bytes, p.last = p.recCap(), p.byteCap(), now
 }
 
-// refill adds the tokens earned since the last refill and lets a cut pace
-// recover.
+// refill adds the tokens earned since the last refill and grows the pace:
+// exponentially in slow start, linearly after.
 func (p *pacer) refill(now time.Time) {
 	dt := now.Sub(p.last).Seconds()
 	if dt <= 0 {
 		return
 	}
 	p.last = now
-	// Recover first, so that a full bucket is full at the new cap: ready
+	// Grow first, so that a full bucket is full at the new cap: ready
 	// must not chase a cap that grows after every refill.
-	p.factor = min(1, p.factor+dt*paceRecoverPerSecond)
+	if p.slowStart {
+		p.factor = min(1, p.factor*math.Pow(paceSlowStartGrowth, dt))
+	} else {
+		// The longer without a throttle, the faster the climb: a truck
+		// whose neighbours have drained gets its share back in seconds,
+		// while trucks on a busy shard, cut every few seconds, climb
+		// slowly where the throttles are.
+		since := now.Sub(p.lastCut).Seconds()
+		p.factor = min(1, p.factor+dt*paceIncreasePerSecond*(1+since/paceClimbAfter.Seconds()))
+	}
 	p.recs = min(p.recCap(), p.recs+dt*p.recRate*p.factor)
 	p.bytes = min(p.byteCap(), p.bytes+dt*p.byteRate*p.factor)
-}
-
-// take spends tokens for records that are sent anyway (live records).
-func (p *pacer) take(recs, bytes int) {
-	p.recs -= float64(recs)
-	p.bytes -= float64(bytes)
 }
 
 // allow spends the tokens of one backlog record of n bytes if the bucket
@@ -90,7 +151,8 @@ func (p *pacer) allow(n int) bool {
 	if p.recs < 1 || p.bytes <= 0 {
 		return false
 	}
-	p.take(1, n)
+	p.recs--
+	p.bytes -= float64(n)
 	return true
 }
 
@@ -109,14 +171,20 @@ func (p *pacer) ready(recs, bytes int) (bool, time.Duration) {
 	return false, time.Duration(wait*float64(time.Second)) + time.Millisecond
 }
 
-// throttled halves the pace, at most once per paceCutEvery.
+// throttled cuts the pace by a jittered factor, at most once per
+// paceCutEvery, and ends slow start. The bucket is emptied: the shard is
+// full now, and the next backfill call waits for a call's worth at the
+// new pace rather than following the throttled one at once.
 func (p *pacer) throttled(now time.Time) {
 	if !p.lastCut.IsZero() && now.Sub(p.lastCut) < paceCutEvery {
 		return
 	}
 	p.refill(now)
 	p.lastCut = now
-	p.factor = max(paceMinFactor, p.factor/2)
+	p.slowStart = false
+	cut := paceCutMin + (paceCutMax-paceCutMin)*p.jitter()
+	p.factor = max(p.minFactor(), p.factor*cut)
+	p.recs, p.bytes = 0, 0
 }
 
 // rate returns the backlog pace in force, in records per second.

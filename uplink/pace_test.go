@@ -95,7 +95,7 @@ func TestBackfillPaced(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				const backlog = 3000
+				backlog := 15 * tt.rate
 				q := newMemQueue()
 				for i := range backlog {
 					q.addOld(fmt.Sprint(i))
@@ -118,24 +118,22 @@ func TestBackfillPaced(t *testing.T) {
 				if at := whenSent(calls, "live"); at != 1300*time.Millisecond {
 					t.Errorf("live record sent at %v, want at once (1.3 s)", at)
 				}
-				// One second of tokens at the start, then the rate; the live
-				// records take tokens too.
-				for s := 1; s <= 5; s++ {
-					d := time.Duration(s) * time.Second
-					got := sentBy(calls, d)
-					hi := tt.rate*(s+1) + 2
-					lo := tt.rate * s
-					if got > hi || got < min(lo, backlog) {
-						t.Errorf("%d records sent by %v, want %d..%d", got, d, lo, hi)
-					}
+				// Slow start: from 1/16 of the rate, doubling each
+				// second, then the rate; live records take no tokens.
+				if got, hi := sentBy(calls, time.Second), tt.rate/16*3+3; got > hi {
+					t.Errorf("%d records sent by 1 s, want a slow start (<= %d)", got, hi)
+				}
+				if got := sentBy(calls, 15*time.Second) - sentBy(calls, 10*time.Second); got < 5*tt.rate-2 || got > 5*tt.rate+2 {
+					t.Errorf("%d records sent from 10 s to 15 s, want %d (the share)", got, 5*tt.rate)
 				}
 				if q.pendingCount() != 0 {
 					t.Errorf("pending = %d after a minute", q.pendingCount())
 				}
 				// Backfill goes in full calls, not a trickle of small ones:
-				// one per full bucket, plus the live record's call and the
-				// partial calls around it.
-				if want := backlog/min(tt.rate, MaxRecordsPerCall) + 3; len(calls) > want {
+				// one per full bucket, plus the live record's call, the
+				// partial calls around it
+				// and the slow start's calls.
+				if want := backlog/min(tt.rate, MaxRecordsPerCall) + 15; len(calls) > want {
 					t.Errorf("%d calls, want at most %d", len(calls), want)
 				}
 				if s := u.Stats(); s.BackfillRate != float64(tt.rate) {
@@ -204,7 +202,7 @@ func TestBackfillSlowsWhenThrottledAndRecovers(t *testing.T) {
 		time.Sleep(20 * time.Second)
 		synctest.Wait()
 		if r := u.Stats().BackfillRate; r > 250 {
-			t.Errorf("backfill rate while throttled = %v records/s, want halved at least once (<= 250)", r)
+			t.Errorf("backfill rate while throttled = %v records/s, want cut at least once (<= 250)", r)
 		}
 		shard.mu.Lock()
 		thr := shard.throttled
@@ -220,10 +218,10 @@ func TestBackfillSlowsWhenThrottledAndRecovers(t *testing.T) {
 		if r := u.Stats().BackfillRate; r >= 500 {
 			t.Errorf("backfill rate 2 s after throttling stopped = %v, want still recovering", r)
 		}
-		time.Sleep(20 * time.Second)
+		time.Sleep(80 * time.Second)
 		synctest.Wait()
 		if r := u.Stats().BackfillRate; r != 500 {
-			t.Errorf("backfill rate 22 s after throttling stopped = %v, want 500", r)
+			t.Errorf("backfill rate 82 s after throttling stopped = %v, want 500", r)
 		}
 	})
 }

@@ -61,7 +61,6 @@ func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 	nLive, liveSent := len(b.recs), requestBytes(l.cfg.Stream, l.cfg.PartitionKey, b.recs)
 	liveWire := liveSent - requestBytes(l.cfg.Stream, l.cfg.PartitionKey, nil)
 	l.pace.refill(now)
-	l.pace.take(nLive, b.bytes)
 
 	cands, candBytes, err := l.backlog(b, max(0, l.meter.callBytes()-liveWire), nLive == 0)
 	if err != nil {
@@ -175,10 +174,12 @@ func (l *loop) backlog(b *batch, wire int, one bool) ([]Record, int, error) {
 }
 
 // delayBackfill holds the backlog back for a random time in [0,
-// BackfillDelay].
+// BackfillDelay], and restarts the pacer's slow start from then: the
+// fleet may be returning with it.
 func (l *loop) delayBackfill(now time.Time, why string) {
 	d := l.randN(l.cfg.BackfillDelay)
 	l.backfillAt = now.Add(d)
+	l.pace.start(l.backfillAt)
 	if d > 0 {
 		l.log.Info("uplink: backfill delayed to spread the fleet's load", "after", why, "delay", d.Round(time.Millisecond))
 	}

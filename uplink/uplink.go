@@ -99,7 +99,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 		Uplink:   u,
 		unacked:  make(map[uint64]struct{}),
 		oversize: make(map[uint64]struct{}),
-		pace:     newPacer(u.cfg.BackfillShare),
+		pace:     newPacer(u.cfg.BackfillShare, u.randN),
 	}
 	l.pace.start(time.Now())
 	l.run(ctx)

@@ -64,6 +64,9 @@ type Faults struct {
 	// ProvisionedThroughputExceededException inside the reply and are not
 	// forwarded.
 	RecordsPerSecond int
+	// Shards, if set, throttles each shard of the stream to its own
+	// records/s and bytes/s, as Kinesis does (shards.go).
+	Shards *ShardLimits
 }
 
 // ProxyCounts counts what a Proxy did.
@@ -80,6 +83,8 @@ type ProxyCounts struct {
 	Errors         int // requests answered with Faults.ErrorCode
 	RateAdmitted   int // entries let through by the RecordsPerSecond bucket
 	RateLimited    int // entries failed by the RecordsPerSecond bucket
+	ShardAccepted  int // entries let through by the Shards buckets
+	ShardThrottled int // entries failed by the Shards buckets
 	HTTP2          int // requests received over HTTP/2
 	Conns          int // connections accepted
 	OpenAtHole     int // connections open when a BlackHole began: silent for good
@@ -104,7 +109,9 @@ type Proxy struct {
 	faults  Faults
 	rnd     *rand.Rand
 	counts  ProxyCounts
-	buckets map[string]*bucket // per stream, for RecordsPerSecond
+	buckets map[string]*bucket  // per stream, for RecordsPerSecond
+	shards  map[string][]*shard // per stream, for Shards
+	watch   func(Stored)        // told of each record stored, if set
 }
 
 // bucket is a token bucket of records for one stream.
@@ -176,7 +183,7 @@ func StartProxy(target string, o ProxyOptions) (*Proxy, error) {
 }
 
 func newProxy(target string, seed uint64) *Proxy {
-	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}}
+	p := &Proxy{target: target, rnd: rand.New(rand.NewPCG(seed, seed)), client: &http.Client{}, buckets: map[string]*bucket{}, shards: map[string][]*shard{}}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serveCBOR))
 	// Handshakes a black hole or a client's timeout cut short are the point
 	// of the tests, not news.
@@ -289,14 +296,24 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	var req putRecordsRequest
 	var failed []bool  // per original entry
 	var codes []string // error code per failed entry
-	if isPut && (f.FailRecords > 0 || f.RecordsPerSecond > 0) && json.Unmarshal(body, &req) == nil {
+	watch := p.watcher()
+	if isPut && (f.FailRecords > 0 || f.RecordsPerSecond > 0 || f.Shards != nil || watch != nil) && json.Unmarshal(body, &req) == nil {
 		failed = make([]bool, len(req.Records))
 		codes = make([]string, len(req.Records))
 		var keep []json.RawMessage
 		rated := p.rate(req.stream(), f.RecordsPerSecond, len(req.Records))
+		var shardRefused []bool
+		if f.Shards != nil {
+			if shardRefused, err = p.limitShards(req.stream(), *f.Shards, req.Records[:min(rated, len(req.Records))]); err != nil {
+				awsError(w, http.StatusInternalServerError, "InternalFailure", "uplinktest proxy: "+err.Error())
+				return
+			}
+		}
 		for i, rec := range req.Records {
 			switch {
 			case i >= rated:
+				failed[i], codes[i] = true, throughputExceeded
+			case shardRefused != nil && shardRefused[i]:
 				failed[i], codes[i] = true, throughputExceeded
 			case chance(f.FailRecords):
 				failed[i], codes[i] = true, f.RecordErrorCode
@@ -372,6 +389,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			p.count(func(c *ProxyCounts) { c.FailedRecords += n })
+			if watch != nil {
+				tellStored(watch, req.stream(), req.Records, rep.Records)
+			}
 			writeReply(w, mergeReply(&rep, failed, codes))
 			return
 		}
