@@ -88,7 +88,9 @@ func (b *Buffer) runCheck(tx *bolt.Tx, f *os.File, m boltMeta) {
 	if err == nil {
 		err = page() // Close may have come meanwhile: the walk below does not look
 	}
-	var r scanResult
+	// The walk maps every page of the file: drop them as it goes, or the
+	// process would hold the whole file resident until the check ends.
+	r := scanResult{tick: b.releaseMappedIfFree}
 	if err == nil {
 		err = guard(func() error {
 			// Not bbolt's tx.Check: it compares the tree with the current

@@ -38,6 +38,17 @@ func (b *Buffer) releaseMapped() {
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, info.Data, uintptr(size), unix.MADV_DONTNEED)
 }
 
+// releaseMappedIfFree is releaseMapped when commitMu is free at once, and
+// nothing otherwise: for the background check, which must never wait on a
+// lock that Close may hold while it waits for the check.
+func (b *Buffer) releaseMappedIfFree() {
+	if !b.commitMu.TryLock() {
+		return
+	}
+	defer b.commitMu.Unlock()
+	b.releaseMapped()
+}
+
 // releaseMappedCommit is releaseMapped for callers not holding commitMu.
 func (b *Buffer) releaseMappedCommit() {
 	b.commitMu.Lock()

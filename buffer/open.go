@@ -209,6 +209,21 @@ type scanResult struct {
 	bytes          int64
 	oldest, latest time.Time
 	invalid        [][]byte // keys of undecodable records
+	// tick, when set, is called every tickEvery elements the scan reads: the
+	// background check drops the pages it has mapped (see releaseMapped).
+	tick func()
+	seen int
+}
+
+// tickEvery is how many elements a scan reads between ticks: at ~250 B a
+// record, about 16 MiB of the mapping.
+const tickEvery = 1 << 16
+
+func (r *scanResult) step() {
+	r.seen++
+	if r.tick != nil && r.seen%tickEvery == 0 {
+		r.tick()
+	}
 }
 
 // scan reads every page of an open database (on this goroutine, where a
@@ -270,7 +285,7 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 	// Walk every page on this goroutine first, where a fault is a
 	// recoverable panic; tx.Check later runs on its own goroutine,
 	// where a fault would kill the process, over pages already read.
-	if err := walkAll(tx); err != nil {
+	if err := walkAll(tx, r.step); err != nil {
 		return err
 	}
 	for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
@@ -278,6 +293,7 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 			continue
 		}
 		err := bk.ForEach(func(k, v []byte) error {
+			r.step()
 			at, data, derr := decodeValue(v)
 			if _, ok := keySeq(k); !ok || derr != nil {
 				r.invalid = append(r.invalid, append([]byte(nil), k...))
@@ -521,10 +537,11 @@ func (b *Buffer) reserveNow() error {
 }
 
 // walkAll visits every key of every bucket, nested ones included.
-func walkAll(tx *bolt.Tx) error {
+func walkAll(tx *bolt.Tx, step func()) error {
 	var walk func(bk *bolt.Bucket) error
 	walk = func(bk *bolt.Bucket) error {
 		return bk.ForEach(func(k, v []byte) error {
+			step()
 			if v == nil {
 				if child := bk.Bucket(k); child != nil {
 					return walk(child)

@@ -59,6 +59,7 @@ func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 	// order anyway; downstream orders by the record's own seq.)
 	slices.Reverse(b.recs)
 	nLive, liveSent := len(b.recs), requestBytes(l.cfg.Stream, l.cfg.PartitionKey, b.recs)
+	l.lastLive = nLive
 	liveWire := liveSent - requestBytes(l.cfg.Stream, l.cfg.PartitionKey, nil)
 	l.pace.refill(now)
 

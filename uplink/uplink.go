@@ -38,6 +38,7 @@ type loop struct {
 	failures  int                 // consecutive failed rounds
 	logged    string              // key of the last failure logged, "" when healthy
 	lastBatch int                 // records in the last round's batch
+	lastLive  int                 // of those, live records (queued within the live window)
 	// hold is how long the backlog the last round left unsent waits for
 	// the backfill delay or the pacer; -1 when nothing waits.
 	hold         time.Duration
@@ -135,7 +136,8 @@ func (l *loop) run(ctx context.Context) {
 		if l.failures > 0 && l.lastBatch > 0 {
 			l.recovered()
 		}
-		if l.lastBatch == 0 {
+		switch {
+		case l.lastBatch == 0:
 			// Idle, or the backlog waits for its delay or its tokens; a
 			// new record ends the wait at once.
 			w := l.wait(ctx, l.hold, notify)
@@ -143,6 +145,11 @@ func (l *loop) run(ctx context.Context) {
 				return
 			}
 			woke = w == waitWoken
+		case l.cfg.Linger > 0 && l.hold < 0 && l.lastLive == l.lastBatch:
+			// The call carried live records alone and no backlog waits:
+			// what arrived while it was in flight lingers like the rest,
+			// so that it shares the next call instead of going alone.
+			woke = true
 		}
 	}
 }
@@ -150,7 +157,7 @@ func (l *loop) run(ctx context.Context) {
 // round acknowledges what is owed, then sends one batch. It returns a
 // *RetryableError or *PermanentError on failure.
 func (l *loop) round(ctx context.Context) error {
-	l.lastBatch, l.hold = 0, -1
+	l.lastBatch, l.lastLive, l.hold = 0, 0, -1
 	if len(l.unacked) > 0 {
 		if err := l.ackOwed(); err != nil {
 			return err

@@ -521,6 +521,34 @@ func TestLinger(t *testing.T) {
 	})
 }
 
+// TestLingerWhileACallIsInFlight: a fix that arrives while a call is in
+// flight lingers like the others and shares the next call, instead of going
+// alone the moment the call returns (which cost a call a linger at 1 Hz).
+func TestLingerWhileACallIsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newMemQueue()
+		api := &recorder{reply: func(_ int, in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+			time.Sleep(500 * time.Millisecond) // a call on a cellular link
+			return okReply(in), nil
+		}}
+		cfg := testConfig()
+		cfg.Linger = 2 * time.Second
+		stop := runUplink(t, New(cfg, api, q))
+		q.add("a")
+		time.Sleep(2*time.Second + 100*time.Millisecond) // the call for a is in flight
+		q.add("b")
+		time.Sleep(time.Second)
+		q.add("c")
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		stop()
+		want := [][]string{{"a"}, {"b", "c"}}
+		if got := api.snapshot(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("calls = %q, want %q", got, want)
+		}
+	})
+}
+
 func TestRunRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name string
