@@ -219,30 +219,29 @@ func (m *drainMeter) add(s drainSample) {
 // rates returns records acked per second and the pending count's change per second over the window; zeros until
 // two samples exist.
 func (m *drainMeter) rates() (drain, backlog float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.samples) < 2 {
-		return 0, 0
-	}
-	a, b := m.samples[0], m.samples[len(m.samples)-1]
-	dt := b.at.Sub(a.at).Seconds()
+	a, b, dt := m.window()
 	if dt <= 0 {
 		return 0, 0
 	}
 	return float64(b.acked-a.acked) / dt, float64(b.pending-a.pending) / dt
 }
 
+// window returns the first and last samples and the seconds between them; dt is 0 until two samples exist.
+func (m *drainMeter) window() (a, b drainSample, dt float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) < 2 {
+		return a, b, 0
+	}
+	a, b = m.samples[0], m.samples[len(m.samples)-1]
+	return a, b, b.at.Sub(a.at).Seconds()
+}
+
 // traffic returns the bytes paid per fix Kinesis stored over the window (0 if none was stored), and the traffic
 // over the window projected to a day, in MB (10^6 B, as data plans count): what the truck pays at the current
 // rate, handshakes, retries and pings included.
 func (m *drainMeter) traffic() (perFix, mbPerDay float64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.samples) < 2 {
-		return 0, 0
-	}
-	a, b := m.samples[0], m.samples[len(m.samples)-1]
-	dt := b.at.Sub(a.at).Seconds()
+	a, b, dt := m.window()
 	if dt <= 0 {
 		return 0, 0
 	}
