@@ -108,29 +108,17 @@ type Record struct {
 	RX        time.Time `json:"rx,omitzero"`
 }
 
-// recordV2 is a schema-v2 record as written: v1's names, rx as milliseconds after ts.
+// recordV2 is a schema-v2 record as written: v1's names, rx as milliseconds after ts. Its own rx field, being
+// shallower, takes the key from the embedded Record's.
 type recordV2 struct {
-	V         int       `json:"v"`
-	TruckID   string    `json:"truck_id"`
-	Seq       uint64    `json:"seq"`
-	TS        time.Time `json:"ts"`
-	Lat       float64   `json:"lat"`
-	Lon       float64   `json:"lon"`
-	SpeedKmh  *float64  `json:"speed_kmh,omitempty"`
-	CourseDeg *float64  `json:"course_deg,omitempty"`
-	AltM      *float64  `json:"alt_m,omitempty"`
-	Fix       int       `json:"fix"`
-	Sats      *int      `json:"sats,omitempty"`
-	HDOP      *float64  `json:"hdop,omitempty"`
-	DateSrc   string    `json:"date_src,omitempty"`
-	RXAfter   *int64    `json:"rx,omitempty"` // ms after ts
+	Record
+	RXAfter *int64 `json:"rx,omitempty"` // ms after ts
 }
 
 func (w recordV2) record() Record {
-	r := Record{V: w.V, TruckID: w.TruckID, Seq: w.Seq, TS: w.TS, Lat: w.Lat, Lon: w.Lon, SpeedKmh: w.SpeedKmh,
-		CourseDeg: w.CourseDeg, AltM: w.AltM, Fix: w.Fix, Sats: w.Sats, HDOP: w.HDOP, DateSrc: w.DateSrc}
+	r := w.Record
 	if w.RXAfter != nil {
-		r.RX = w.TS.Add(time.Duration(*w.RXAfter) * time.Millisecond)
+		r.RX = r.TS.Add(time.Duration(*w.RXAfter) * time.Millisecond)
 	}
 	return r
 }
