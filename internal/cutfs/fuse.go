@@ -51,6 +51,34 @@ func (n *fsNode) lock() (*model, syscall.Errno) {
 	return m, 0
 }
 
+// lockDir takes the model's lock and finds this node's directory; on success the caller unlocks m.mu.
+func (n *fsNode) lockDir() (*model, *dir, syscall.Errno) {
+	m, e := n.lock()
+	if e != 0 {
+		return nil, nil, e
+	}
+	d, e := n.dir(m)
+	if e != 0 {
+		m.mu.Unlock()
+		return nil, nil, e
+	}
+	return m, d, 0
+}
+
+// lockFile takes the model's lock and finds this node's file; on success the caller unlocks m.mu.
+func (n *fsNode) lockFile() (*model, *file, syscall.Errno) {
+	m, e := n.lock()
+	if e != 0 {
+		return nil, nil, e
+	}
+	f, e := n.file(m)
+	if e != 0 {
+		m.mu.Unlock()
+		return nil, nil, e
+	}
+	return m, f, 0
+}
+
 // child returns the FUSE inode for model node c, creating it on first use.
 func (n *fsNode) child(ctx context.Context, c node, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(c, &out.Attr)
@@ -108,15 +136,11 @@ func errno(err error) syscall.Errno {
 }
 
 func (n *fsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	m, e := n.lock()
+	m, d, e := n.lockDir()
 	if e != 0 {
 		return nil, e
 	}
 	defer m.mu.Unlock()
-	d, e := n.dir(m)
-	if e != 0 {
-		return nil, e
-	}
 	if n.id == m.root.id && name == storeDir {
 		return nil, syscall.ENOENT
 	}
@@ -165,15 +189,11 @@ func (n *fsNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrI
 }
 
 func (n *fsNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	m, e := n.lock()
+	m, d, e := n.lockDir()
 	if e != 0 {
 		return nil, nil, 0, e
 	}
 	defer m.mu.Unlock()
-	d, e := n.dir(m)
-	if e != 0 {
-		return nil, nil, 0, e
-	}
 	if c := d.live[name]; c != nil {
 		f, ok := c.(*file)
 		switch {
@@ -198,15 +218,11 @@ func (n *fsNode) Create(ctx context.Context, name string, flags, mode uint32, ou
 }
 
 func (n *fsNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	m, e := n.lock()
+	m, d, e := n.lockDir()
 	if e != 0 {
 		return nil, e
 	}
 	defer m.mu.Unlock()
-	d, e := n.dir(m)
-	if e != 0 {
-		return nil, e
-	}
 	if d.live[name] != nil {
 		return nil, syscall.EEXIST
 	}
@@ -225,15 +241,11 @@ func (n *fsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *fsNode) remove(name string, isDir bool) syscall.Errno {
-	m, e := n.lock()
+	m, d, e := n.lockDir()
 	if e != 0 {
 		return e
 	}
 	defer m.mu.Unlock()
-	d, e := n.dir(m)
-	if e != 0 {
-		return e
-	}
 	c := d.live[name]
 	if c == nil {
 		return syscall.ENOENT
@@ -252,15 +264,11 @@ func (n *fsNode) remove(name string, isDir bool) syscall.Errno {
 }
 
 func (n *fsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	m, e := n.lock()
+	m, src, e := n.lockDir()
 	if e != 0 {
 		return e
 	}
 	defer m.mu.Unlock()
-	src, e := n.dir(m)
-	if e != 0 {
-		return e
-	}
 	dst, e := newParent.(*fsNode).dir(m)
 	if e != 0 {
 		return e
@@ -289,15 +297,11 @@ func (n *fsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbe
 }
 
 func (n *fsNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	m, e := n.lock()
+	m, d, e := n.lockDir()
 	if e != 0 {
 		return nil, e
 	}
 	defer m.mu.Unlock()
-	d, e := n.dir(m)
-	if e != 0 {
-		return nil, e
-	}
 	var list []fuse.DirEntry
 	for _, name := range slices.Sorted(maps.Keys(d.live)) {
 		if n.id == m.root.id && name == storeDir {
@@ -314,15 +318,11 @@ func (n *fsNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // Open keeps the page cache (no direct I/O, so bbolt's mmap works) but asks
 // the kernel to drop what it cached of the file at each open.
 func (n *fsNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	m, e := n.lock()
+	m, f, e := n.lockFile()
 	if e != 0 {
 		return nil, 0, e
 	}
 	defer m.mu.Unlock()
-	f, e := n.file(m)
-	if e != 0 {
-		return nil, 0, e
-	}
 	if flags&syscall.O_TRUNC != 0 {
 		if err := f.truncate(0); err != nil {
 			return nil, 0, errno(err)
@@ -332,13 +332,8 @@ func (n *fsNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32,
 }
 
 func (n *fsNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	m, e := n.lock()
+	m, f, e := n.lockFile()
 	if e != 0 {
-		return nil, e
-	}
-	f, e := n.file(m)
-	if e != 0 {
-		m.mu.Unlock()
 		return nil, e
 	}
 	got, err := f.read(dest, off)
@@ -355,15 +350,11 @@ func (n *fsNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int
 }
 
 func (n *fsNode) Write(ctx context.Context, _ fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
-	m, e := n.lock()
+	m, f, e := n.lockFile()
 	if e != 0 {
 		return 0, e
 	}
 	defer m.mu.Unlock()
-	f, e := n.file(m)
-	if e != 0 {
-		return 0, e
-	}
 	if err := f.write(data, off); err != nil {
 		return 0, errno(err)
 	}
