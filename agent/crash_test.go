@@ -62,8 +62,7 @@ func TestKill9Restarts(t *testing.T) {
 	}
 	writeFile(t, cfg, strings.Replace(string(data), `commit_interval = "200ms"`, `commit_interval = "500ms"`, 1))
 
-	type window struct{ from, to time.Time } // epochs written in it may be lost
-	var windows []window
+	var windows lossWindows
 	rng := rand.New(rand.NewPCG(7, 9))
 	agent := startAgent(t, "run", "--config", cfg)
 	agent.waitLog(t, "receiver open")
@@ -80,52 +79,17 @@ func TestKill9Restarts(t *testing.T) {
 		f.pause()
 		agent = startAgent(t, "run", "--config", cfg)
 		agent.waitLog(t, "receiver open") // every restart succeeds, whatever state the kill left
-		windows = append(windows, window{killed.Add(-commitInterval - 150*time.Millisecond), time.Now()})
+		windows.add(killed.Add(-commitInterval-150*time.Millisecond), time.Now())
 		f.start()
 	}
 	time.Sleep(2 * time.Second)
 	written := f.pause()
 
-	// Which epochs may be missing: those written within a kill's window.
-	mayLose := map[int]bool{}
-	for i := range written {
-		for _, w := range windows {
-			if !f.at[i].Before(w.from) && !f.at[i].After(w.to) {
-				mayLose[i] = true
-			}
-		}
-	}
 	proxy.Set(uplinktest.Faults{}) // the stream comes up
 	period := 100 * time.Millisecond
-	got := waitFor(t, agent, k, stream, 120*time.Second, "every fix outside the kill windows", func(a *arrived) bool {
-		have := map[int]bool{}
-		for _, r := range a.bySeq {
-			have[int(r.TS.Sub(f.sim.Fix(0).Time)/period)] = true
-		}
-		for i := range written {
-			if !have[i] && !mayLose[i] {
-				return false
-			}
-		}
-		return true
-	})
+	got, lost := awaitEveryFixOutside(t, windows, agent, k, stream, f, period, written, 120*time.Second)
 	agent.stop(t)
 
-	// No seq reused for a different fix (collect already fails on that), and no epoch recorded twice under two seqs.
-	byEpoch := map[int]uint64{}
-	lost := 0
-	for s, r := range got.bySeq {
-		e := int(r.TS.Sub(f.sim.Fix(0).Time) / period)
-		if other, dup := byEpoch[e]; dup {
-			t.Errorf("epoch %d recorded twice, as seq %d and %d", e, other, s)
-		}
-		byEpoch[e] = s
-	}
-	for i := range written {
-		if _, ok := byEpoch[i]; !ok {
-			lost++
-		}
-	}
 	perKill := float64(lost) / kills
 	t.Logf("%d epochs written, %d fixes arrived, %d lost in %d kills (%.1f per kill; one commit interval is %d)",
 		written, len(got.bySeq), lost, kills, perKill, int(commitInterval/period))

@@ -58,8 +58,7 @@ func TestPowerCutRestarts(t *testing.T) {
 	conf := regexp.MustCompile(`(?m)^dir = .*$`).ReplaceAllString(string(data), "dir = "+strconv.Quote(state))
 	writeFile(t, cfg, strings.Replace(conf, `commit_interval = "200ms"`, `commit_interval = "500ms"`, 1))
 
-	type window struct{ from, to time.Time } // epochs written in it may be lost
-	var windows []window
+	var windows lossWindows
 	var logs strings.Builder
 	armed := 0
 	rng := rand.New(rand.NewPCG(14, 6))
@@ -107,51 +106,18 @@ func TestPowerCutRestarts(t *testing.T) {
 		fsys.Mount()
 		agent = startAgent(t, "run", "--config", cfg)
 		agent.waitLog(t, "receiver open") // every restart succeeds, whatever the cut left
-		windows = append(windows, window{cut.Add(-commitInterval - fsyncSlack), time.Now()})
+		windows.add(cut.Add(-commitInterval-fsyncSlack), time.Now())
 		f.start()
 	}
 	time.Sleep(2 * time.Second)
 	written := f.pause()
 
-	mayLose := map[int]bool{}
-	for i := range written {
-		for _, w := range windows {
-			if !f.at[i].Before(w.from) && !f.at[i].After(w.to) {
-				mayLose[i] = true
-			}
-		}
-	}
 	proxy.Set(uplinktest.Faults{})
 	period := 100 * time.Millisecond
-	got := waitFor(t, agent, k, stream, 180*time.Second, "every fix outside the cut windows", func(a *arrived) bool {
-		have := map[int]bool{}
-		for _, r := range a.bySeq {
-			have[int(r.TS.Sub(f.sim.Fix(0).Time)/period)] = true
-		}
-		for i := range written {
-			if !have[i] && !mayLose[i] {
-				return false
-			}
-		}
-		return true
-	})
+	got, lost := awaitEveryFixOutside(t, windows, agent, k, stream, f, period, written, 180*time.Second)
 	agent.stop(t)
 	logs.WriteString(agent.stderr.String())
 
-	byEpoch := map[int]uint64{}
-	for s, r := range got.bySeq {
-		e := int(r.TS.Sub(f.sim.Fix(0).Time) / period)
-		if other, dup := byEpoch[e]; dup {
-			t.Errorf("epoch %d recorded twice, as seq %d and %d", e, other, s)
-		}
-		byEpoch[e] = s
-	}
-	lost := 0
-	for i := range written {
-		if _, ok := byEpoch[i]; !ok {
-			lost++
-		}
-	}
 	aside, _ := filepath.Glob(filepath.Join(state, "*.corrupt-*"))
 	if len(aside) > 0 || strings.Contains(logs.String(), "damaged database moved aside") {
 		t.Errorf("a cut made the agent move its database aside: %v", aside)
