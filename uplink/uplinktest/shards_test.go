@@ -80,55 +80,54 @@ func TestShardLimits(t *testing.T) {
 	}
 	l := StartKinesalite(t, "s", 2)
 	const d = 4 * time.Second
-	within := func(t *testing.T, what string, got, want float64) {
-		t.Helper()
-		if math.Abs(got-want) > 0.1*want {
-			t.Errorf("%s: %.0f/s through, want %.0f/s ±10 %%", what, got, want)
-		}
-	}
+	within := func(got, want float64) bool { return math.Abs(got-want) <= 0.1*want }
 
 	t.Run("records", func(t *testing.T) {
-		p := NewProxy(t, l.Endpoint, 1)
-		p.Set(Faults{Shards: &ShardLimits{}})
-		var watched atomic.Int64
-		p.Watch(func(s Stored) {
-			if s.Stream == "s" && len(s.Data) == 20 {
-				watched.Add(1)
+		// A loaded machine may not send the 2,000 records/s the test needs: such an attempt is tried again.
+		retryTimed(t, func() (bool, string) {
+			before := len(l.ReadAll(t, "s"))
+			p := NewProxy(t, l.Endpoint, 1)
+			p.Set(Faults{Shards: &ShardLimits{}})
+			var watched atomic.Int64
+			p.Watch(func(s Stored) {
+				if s.Stream == "s" && len(s.Data) == 20 {
+					watched.Add(1)
+				}
+			})
+			c := (&Local{Endpoint: p.URL}).client()
+			key0 := keyOn(t, p, "s", "shardId-000000000000")
+			key1 := keyOn(t, p, "s", "shardId-000000000001")
+			start := time.Now()
+			ok, throttled := sendAt(t, c, "s", key0, 100, 20, 50*time.Millisecond, d)
+			elapsed := time.Since(start).Seconds()
+			rate := float64(ok-ShardRecordsPerSecond) / elapsed // the bucket starts full
+			attempted := float64(ok+throttled) / elapsed
+			ok1, throttled1 := sendAt(t, c, "s", key1, 100, 20, 200*time.Millisecond, time.Second)
+			if throttled1 != 0 || ok1 == 0 {
+				t.Errorf("the other shard throttled %d of %d records", throttled1, ok1+throttled1)
 			}
+			cnt := p.Counts()
+			if cnt.ShardAccepted != ok+ok1 || cnt.ShardThrottled != throttled {
+				t.Errorf("counts %+v, client saw %d+%d accepted, %d throttled", cnt, ok, ok1, throttled)
+			}
+			if got := len(l.ReadAll(t, "s")) - before; got != ok+ok1 {
+				t.Errorf("stream got %d records, %d were let through", got, ok+ok1)
+			}
+			if w := watched.Load(); int(w) != ok+ok1 {
+				t.Errorf("Watch told of %d records stored, %d were", w, ok+ok1)
+			}
+			var acc, thr int
+			for _, s := range p.ShardSeconds() {
+				acc, thr = acc+s.Accepted, thr+s.Throttled
+			}
+			if acc != ok+ok1 || thr != throttled {
+				t.Errorf("per-second counts add up to %d accepted, %d throttled", acc, thr)
+			}
+			msg := fmt.Sprintf("%.0f records/s sent into one shard (the test needs ~2,000): %d accepted, %d throttled "+
+				"in %.1f s, %.0f records/s through after the burst (want %d ±10 %%)",
+				attempted, ok, throttled, elapsed, rate, ShardRecordsPerSecond)
+			return attempted >= 1800 && within(rate, ShardRecordsPerSecond), msg
 		})
-		c := (&Local{Endpoint: p.URL}).client()
-		key0 := keyOn(t, p, "s", "shardId-000000000000")
-		key1 := keyOn(t, p, "s", "shardId-000000000001")
-		start := time.Now()
-		ok, throttled := sendAt(t, c, "s", key0, 100, 20, 50*time.Millisecond, d)
-		elapsed := time.Since(start).Seconds()
-		rate := float64(ok-ShardRecordsPerSecond) / elapsed // the bucket starts full
-		within(t, "2,000 records/s into one shard", rate, ShardRecordsPerSecond)
-		if attempted := float64(ok+throttled) / elapsed; attempted < 1800 {
-			t.Errorf("sent only %.0f records/s, the test needs ~2,000", attempted)
-		}
-		ok1, throttled1 := sendAt(t, c, "s", key1, 100, 20, 200*time.Millisecond, time.Second)
-		if throttled1 != 0 || ok1 == 0 {
-			t.Errorf("the other shard throttled %d of %d records", throttled1, ok1+throttled1)
-		}
-		cnt := p.Counts()
-		if cnt.ShardAccepted != ok+ok1 || cnt.ShardThrottled != throttled {
-			t.Errorf("counts %+v, client saw %d+%d accepted, %d throttled", cnt, ok, ok1, throttled)
-		}
-		if got := len(l.ReadAll(t, "s")); got != ok+ok1 {
-			t.Errorf("stream holds %d records, %d were let through", got, ok+ok1)
-		}
-		if w := watched.Load(); int(w) != ok+ok1 {
-			t.Errorf("Watch told of %d records stored, %d were", w, ok+ok1)
-		}
-		var acc, thr int
-		for _, s := range p.ShardSeconds() {
-			acc, thr = acc+s.Accepted, thr+s.Throttled
-		}
-		if acc != ok+ok1 || thr != throttled {
-			t.Errorf("per-second counts add up to %d accepted, %d throttled", acc, thr)
-		}
-		t.Logf("%d accepted, %d throttled in %.1f s: %.0f records/s after the burst", ok, throttled, elapsed, rate)
 	})
 
 	t.Run("bytes", func(t *testing.T) {
@@ -137,11 +136,16 @@ func TestShardLimits(t *testing.T) {
 		c := (&Local{Endpoint: p.URL}).client()
 		key := keyOn(t, p, "s", "shardId-000000000000")
 		const size = 8 << 10
-		start := time.Now()
-		ok, _ := sendAt(t, c, "s", key, 26, size, 100*time.Millisecond, d) // ~2 MiB/s
-		elapsed := time.Since(start).Seconds()
 		per := float64(size + len(key))
-		rate := (float64(ok)*per - ShardBytesPerSecond) / elapsed
-		within(t, "2 MiB/s into one shard", rate, ShardBytesPerSecond)
+		retryTimed(t, func() (bool, string) {
+			start := time.Now()
+			ok, throttled := sendAt(t, c, "s", key, 26, size, 100*time.Millisecond, d) // ~2 MiB/s
+			elapsed := time.Since(start).Seconds()
+			attempted := float64(ok+throttled) * per / elapsed
+			rate := (float64(ok)*per - ShardBytesPerSecond) / elapsed
+			msg := fmt.Sprintf("%.0f B/s sent into one shard (the test needs ~2 MiB/s): %.0f B/s through after the burst, "+
+				"want %d ±10 %%", attempted, rate, ShardBytesPerSecond)
+			return attempted >= 1.8*ShardBytesPerSecond && within(rate, ShardBytesPerSecond), msg
+		})
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -126,63 +127,90 @@ func TestWireBandwidth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			arrived := make(chan [2]time.Time, 1) // first and last byte at the far end
-			measure := func(r io.Reader) {
-				buf := make([]byte, 64<<10)
-				var first time.Time
-				n := 0
-				for n < size {
-					k, err := r.Read(buf)
-					if k > 0 && first.IsZero() {
-						first = time.Now()
-					}
-					n += k
-					if err != nil {
-						break
-					}
-				}
-				arrived <- [2]time.Time{first, time.Now()}
-			}
-			payload := bytes.Repeat([]byte("x"), size)
-			var target string
-			if tt.up {
-				target = tcpServer(t, func(c net.Conn) { measure(c) })
-			} else {
-				target = tcpServer(t, func(c net.Conn) { _, _ = c.Write(payload) })
-			}
-			w := startWire(t, WireConfig{Target: target, Profile: tt.p})
-			c := dial(t, w.Addr)
 			rate := tt.p.DownRate
 			if tt.up {
 				rate = tt.p.UpRate
-				go func() { _, _ = c.Write(payload) }()
-			} else {
-				go measure(c)
 			}
-			var span [2]time.Time
-			select {
-			case span = <-arrived:
-			case <-time.After(30 * time.Second):
-				t.Fatal("transfer did not finish")
-			}
-			// The first segment's arrival starts the clock: the rest
-			// took their serialisation time.
-			got := float64(size-segSize) * 8 / span[1].Sub(span[0]).Seconds()
-			t.Logf("%d bytes at %.3f Mbit/s, configured %.3f", size, got/1e6, float64(rate)/1e6)
-			if got > float64(rate)*1.05 || got < float64(rate)*0.90 {
-				t.Errorf("throughput %.0f bit/s, want %d within +5 %% / -10 %% (a late first byte shortens the span)", got, rate)
-			}
-			// The meter counts a write once it returns, maybe just after
-			// the far end read the bytes.
-			want := Meter{Up: size, Opened: 1, Open: 1}
-			if !tt.up {
-				want = Meter{Down: size, Opened: 1, Open: 1}
-			}
-			if !eventually(func() bool { return w.Meter() == want }) {
-				t.Errorf("meter %+v, want %+v", w.Meter(), want)
-			}
+			retryTimed(t, func() (bool, string) {
+				got := transferRate(t, size, tt.p, tt.up)
+				msg := fmt.Sprintf("%d bytes at %.3f Mbit/s, configured %.3f", size, got/1e6, float64(rate)/1e6)
+				// A late first byte shortens the span, so the bound above is the tighter.
+				return got <= float64(rate)*1.05 && got >= float64(rate)*0.90, msg
+			})
 		})
 	}
+}
+
+// transferRate sends size bytes one way through a wire of profile p (up, or down) and returns the rate at which
+// they arrived, counted from the first byte: the rest took their serialisation time. It also checks the wire's
+// meter.
+func transferRate(t *testing.T, size int, p Profile, up bool) float64 {
+	t.Helper()
+	arrived := make(chan [2]time.Time, 1) // first and last byte at the far end
+	measure := func(r io.Reader) {
+		buf := make([]byte, 64<<10)
+		var first time.Time
+		n := 0
+		for n < size {
+			k, err := r.Read(buf)
+			if k > 0 && first.IsZero() {
+				first = time.Now()
+			}
+			n += k
+			if err != nil {
+				break
+			}
+		}
+		arrived <- [2]time.Time{first, time.Now()}
+	}
+	payload := bytes.Repeat([]byte("x"), size)
+	var target string
+	if up {
+		target = tcpServer(t, func(c net.Conn) { measure(c) })
+	} else {
+		target = tcpServer(t, func(c net.Conn) { _, _ = c.Write(payload) })
+	}
+	w := startWire(t, WireConfig{Target: target, Profile: p})
+	c := dial(t, w.Addr)
+	if up {
+		go func() { _, _ = c.Write(payload) }()
+	} else {
+		go measure(c)
+	}
+	var span [2]time.Time
+	select {
+	case span = <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("transfer did not finish")
+	}
+	// The meter counts a write once it returns, maybe just after the far end read the bytes.
+	want := Meter{Up: int64(size), Opened: 1, Open: 1}
+	if !up {
+		want = Meter{Down: int64(size), Opened: 1, Open: 1}
+	}
+	if !eventually(func() bool { return w.Meter() == want }) {
+		t.Errorf("meter %+v, want %+v", w.Meter(), want)
+	}
+	c.Close()
+	return float64(size-segSize) * 8 / span[1].Sub(span[0]).Seconds()
+}
+
+// retryTimed runs a measurement that a loaded machine can spoil (a rate, a delay) up to three times and fails the
+// test only when every attempt missed: what is wrong by design misses every time, a busy CPU seldom three times
+// running. measure says whether the attempt met its bound, and what it measured.
+func retryTimed(t *testing.T, measure func() (bool, string)) {
+	t.Helper()
+	const attempts = 3
+	var msg string
+	for i := range attempts {
+		var ok bool
+		if ok, msg = measure(); ok {
+			t.Log(msg)
+			return
+		}
+		t.Logf("attempt %d of %d missed (a loaded machine?): %s", i+1, attempts, msg)
+	}
+	t.Errorf("missed in %d attempts: %s", attempts, msg)
 }
 
 // The bottleneck is the link's, not each connection's: two uploads at
