@@ -203,7 +203,7 @@ func newHTTPClient(w *wireCounter, roots *x509.CertPool) *http.Client {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	tr := &http.Transport{
 		Proxy:       http.ProxyFromEnvironment,
-		DialContext: w.dial(d),
+		DialContext: w.dial(d.DialContext),
 		// A custom DialContext turns HTTP/2 off unless forced; where the
 		// endpoint offers it, HPACK sends repeated headers as a few bytes.
 		ForceAttemptHTTP2: true,
