@@ -29,21 +29,25 @@
 //     call is a probe carrying the newest record alone, sent when a new
 //     record arrives (one a second at 1 Hz) but at most once a second, and
 //     at most every 5 s once the link has been down for five minutes;
-//     without new records, after the usual backoff. A probe that gets no
-//     reply within a few round trips (1 to 4 s, from the measured link) is
-//     given up, so the next probe, on a fresh connection, notices the
-//     link's return within about a second, refused or black hole. A probe
-//     costs one record's call where something answers, and only a SYN
-//     where nothing does (the transport's abandoned dials keep
-//     retransmitting theirs until the dial timeout).
+//     without new records, after the usual backoff. While a probe's
+//     connect has no answer, a fresh one starts every 500 ms, two at most
+//     (the kernel would resend the SYN only after 1 s); a probe with no
+//     connection after 1 s, or no reply within a few round trips of getting
+//     one (1 to 4 s, from the measured link), is given up with its
+//     connects, and the next fix's probe takes over. So a SYN reaches a
+//     returned link within about half a second, and the link's return is
+//     noticed about a second later on a 300 ms link (TCP, TLS, the call),
+//     refused or black hole. A probe costs one record's call where
+//     something answers, and only SYNs (two a second) where nothing does.
 //   - Throttling: again within a second (exponential from 100 ms, capped at
 //     1 s, at least half the cap); the backlog's pacer is cut meanwhile.
 //   - Anything else (5xx, a malformed reply): exponential backoff with
 //     full jitter, capped at [Config].MaxBackoff.
 //
-// In a dead zone packets vanish without a reset: HTTP/2 pings notice a
-// silent connection within seconds, and a call without a reply drops the
-// connection pool, so the next call dials afresh.
+// In a dead zone packets vanish without a reset: a connection silent for
+// 8 s while a call waits is closed (no idle pings: they cost bytes), and a
+// call without a reply drops the connection pool, so the next call dials
+// afresh.
 //
 // # Live first, backlog paced
 //

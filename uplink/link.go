@@ -29,12 +29,11 @@ const (
 	// rate.
 	minTransfer = 5 * time.Millisecond
 	// probeTimeoutMin and probeTimeoutMax bound how long a probe of a
-	// down link may wait for its reply: three floors of a call (TCP, TLS,
-	// and the call's round trip on a fresh connection) plus 300 ms, 1.3 s
-	// at a 300 ms round trip. A dial the probe gave up goes on in the
-	// background (the HTTP transport keeps dialling for the pool), so a
-	// link that is only slow still gets its connection, and the next
-	// probe uses it at the cost of one round trip.
+	// down link may wait for its reply once it has a connection: three
+	// floors of a call (TCP, TLS, and the call's round trip on a fresh
+	// connection) plus 300 ms, 1.3 s at a 300 ms round trip. Before that,
+	// its connects have probeConnectWait (probe.go). A probe given up takes
+	// its connects with it (the client drops its dials on a failed call).
 	probeTimeoutMin     = time.Second
 	probeTimeoutMax     = 4 * time.Second
 	probeTimeoutUnknown = 2 * time.Second
@@ -114,7 +113,8 @@ func (m *linkMeter) callBytes() int {
 	return int(min(r*backfillCallTime.Seconds(), MaxCallBytes))
 }
 
-// probeTimeout returns how long a probe of a down link may take.
+// probeTimeout returns how long a probe of a down link may take from the
+// moment it has a connection.
 func (m *linkMeter) probeTimeout() time.Duration {
 	if m.floorAt.IsZero() {
 		return probeTimeoutUnknown

@@ -221,3 +221,32 @@ func TestLiveFirstOnPoorLink(t *testing.T) {
 		})
 	}
 }
+
+// TestBlackHoleNoticed: on the poor link (300 ms), after a black hole
+// (connects hang: a kernel DROP rule), the link's return is noticed within
+// 1.75 s wherever it falls between fixes (three offsets). A SYN that gets
+// through needs about 1 s more (TCP, TLS, the call), so what counts is how
+// soon after the return the next SYN goes: a probe's connects are repeated
+// every half second (probe.go). With one connect per probe, whose SYN the
+// kernel resends only after 1 s, one of the three offsets took 2.2 s.
+func TestBlackHoleNoticed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kinesalite behind an emulated link for ~20 s")
+	}
+	if why := uplinktest.NetNSUnavailable(); why != "" {
+		t.Skipf("needs a kernel black hole: %s", why)
+	}
+	for _, offset := range []time.Duration{0, 300 * time.Millisecond, 600 * time.Millisecond} {
+		t.Run(fmt.Sprint(offset), func(t *testing.T) {
+			t.Parallel()
+			r := outageRun{profile: uplinktest.Poor(), kind: uplinktest.BlackHole, backlog: 20,
+				outage: 10*time.Second + offset, watch: 10 * time.Second}.run(t)
+			if !r.kernelHole {
+				t.Fatal("no kernel black hole")
+			}
+			if r.noticed < 0 || r.noticed > 1750*time.Millisecond {
+				t.Errorf("link's return noticed after %v, want within 1.75 s", r.noticed)
+			}
+		})
+	}
+}

@@ -25,15 +25,18 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 
 	l.stats.call(len(batch), sent, l.failures > 0)
 
-	timeout := MaxCallTime
-	if l.offline {
-		// A probe of a down link: one that gets no reply soon is given up,
-		// so that the next one (a fresh connection) can notice the link's
-		// return within seconds, not after the client's long timeouts.
-		timeout = l.meter.probeTimeout()
-	}
 	l.callStart = time.Now()
-	callCtx, cancel := l.callContext(ctx, timeout)
+	callCtx, cancel := l.callContext(ctx, MaxCallTime)
+	if l.offline {
+		// A probe of a down link: one that gets no connection or no reply
+		// soon is given up, so that the next one (a fresh connection) can
+		// notice the link's return within seconds, not after the client's
+		// long timeouts; its connects are repeated meanwhile (probe.go).
+		var cancelCall context.CancelFunc
+		callCtx, cancelCall = probeContext(callCtx, l.meter.probeTimeout())
+		cancelOuter := cancel
+		cancel = func() { cancelCall(); cancelOuter() }
+	}
 	out, err := l.api.PutRecords(callCtx, in)
 	abandoned := callCtx.Err()
 	cancel()

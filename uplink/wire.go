@@ -37,9 +37,20 @@ type wireCounter struct {
 // dead connection is noticed as fast as they noticed it.
 const replySilence = 8 * time.Second
 
-func (w *wireCounter) dial(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dial returns a DialContext for a transport: connections opened with
+// connect, counted, and watched while calls are outstanding. A probe's
+// connect is repeated while it has no answer (redial).
+func (w *wireCounter) dial(connect dialFunc) dialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, addr)
+		var (
+			c   net.Conn
+			err error
+		)
+		if isProbe(ctx) {
+			c, err = redial(ctx, connect, network, addr)
+		} else {
+			c, err = connect(ctx, network, addr)
+		}
 		if err != nil {
 			return nil, err
 		}
