@@ -85,8 +85,9 @@ func redial(ctx context.Context, dial dialFunc, network, addr string) (net.Conn,
 		err  error
 	}
 	type attempt struct {
-		id     int
-		cancel context.CancelFunc
+		id       int
+		cancel   context.CancelFunc
+		finished chan struct{} // closed when its dial has returned
 	}
 	results := make(chan result)
 	done := make(chan struct{})
@@ -99,10 +100,12 @@ func redial(ctx context.Context, dial dialFunc, network, addr string) (net.Conn,
 		actx, acancel := context.WithCancel(ctx)
 		id := next
 		next++
-		inflight = append(inflight, attempt{id, acancel})
+		finished := make(chan struct{})
+		inflight = append(inflight, attempt{id, acancel, finished})
 		go func() {
 			defer acancel()
 			c, err := dial(actx, network, addr)
+			close(finished)
 			select {
 			case results <- result{id, c, err}:
 			case <-done:
@@ -121,8 +124,16 @@ func redial(ctx context.Context, dial dialFunc, network, addr string) (net.Conn,
 			return nil, ctx.Err()
 		case <-tick.C:
 			if len(inflight) >= maxConnects {
-				inflight[0].cancel()
+				// The oldest is abandoned, and its dial has returned before the next starts: never more than
+				// maxConnects in flight. (What it returns still comes as a result: a connection is taken.)
+				old := inflight[0]
+				old.cancel()
 				inflight = inflight[1:]
+				select {
+				case <-old.finished:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
 			}
 			start()
 		case r := <-results:
