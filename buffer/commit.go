@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -217,25 +218,21 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 		return b.db.Update(func(tx *bolt.Tx) error {
 			p.res, p.touched = commitResult{}, p.touched[:0]
 			meta := tx.Bucket(bucketMeta)
+			var gone [][]byte
 			for _, s := range ackedSeqs {
 				if v := getRecord(tx, seqKey(s)); v != nil {
 					p.res.deleted++
 					p.res.deletedBytes += int64(max(len(v)-valueHeader, 0))
 					p.touch(seqKey(s))
-					if err := deleteRecord(tx, seqKey(s)); err != nil {
-						return err
-					}
+					gone = append(gone, seqKey(s))
 				}
 			}
-			for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
-				if p.checking {
-					break
-				}
-				if done, err := b.evictFront(bk, p); err != nil || done {
-					if err != nil {
-						return err
-					}
-					break
+			if err := deleteRecords(tx, gone, p.touch); err != nil {
+				return err
+			}
+			if !p.checking {
+				if err := b.evictFront(tx, p); err != nil {
+					return err
 				}
 			}
 			keys, vals := make([][]byte, len(p.snap)), make([][]byte, len(p.snap))
@@ -269,17 +266,15 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 	})
 }
 
-// evictFront deletes records from the front of bk while they are
-// undecodable, past MaxAge, or over MaxBytes together with the tail, and
-// notes the first one kept in p.res.oldest. It reports whether it stopped
-// at a record to keep: if not, bk is empty and the front is in the next
-// bucket (recent, after records).
-func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) (bool, error) {
+// evictFront deletes records from the front (the lowest keys of records,
+// groups and recent together) while they are undecodable, past MaxAge, or
+// over MaxBytes together with the tail, and notes the first one kept in
+// p.res.oldest.
+func (b *Buffer) evictFront(tx *bolt.Tx, p *commitPlan) error {
 	onDisk := p.diskBytes - p.res.deletedBytes
-	// Deleting while iterating a bbolt cursor can skip keys, so re-seek to
-	// First after each delete.
-	c := bk.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.First() {
+	var gone [][]byte
+	c := newPairCursor(tx)
+	for k, v := c.Seek(seqKey(0)); k != nil; k, v = c.Next() {
 		at, data, derr := decodeValue(v)
 		switch {
 		case derr != nil:
@@ -290,16 +285,14 @@ func (b *Buffer) evictFront(bk *bolt.Bucket, p *commitPlan) (bool, error) {
 			p.res.evictBytes++
 		default:
 			p.res.oldest = at
-			return true, nil
+			return deleteRecords(tx, gone, p.touch)
 		}
 		onDisk -= int64(len(data))
 		p.res.deletedBytes += int64(len(data))
 		p.touch(k)
-		if err := c.Delete(); err != nil {
-			return false, err
-		}
+		gone = append(gone, bytes.Clone(k))
 	}
-	return false, nil
+	return deleteRecords(tx, gone, p.touch)
 }
 
 // settleCommit folds a committed plan into the in-memory state: the acked

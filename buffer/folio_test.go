@@ -78,3 +78,35 @@ func TestSmallCommitPages(t *testing.T) {
 		t.Errorf("one-record commits write %.2f pages each, want at most 4 (16 KiB a fix at 1 Hz)", per)
 	}
 }
+
+// TestGroupCommitPages: offline at 100 fixes/s of 250 B with 1 s commits,
+// a commit of 100 records is one group (format 4): its bucket's page and
+// overflow pages (seven), a leaf of groups, the root, the freelist and the
+// meta page, 11 pages or 451 B a fix. In bucket records (format 3) it was
+// 12.2: eight leaves (the last one rewritten each time), the branch above
+// them, the root, the freelist and the meta page.
+func TestGroupCommitPages(t *testing.T) {
+	b, _ := openTest(t, quietOptions())
+	const commits, per = 20, 100
+	s0 := b.db.Stats()
+	for range commits {
+		for range per {
+			if _, err := b.Append(b.now(), fixEncoder); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+		}
+		commit(t, b)
+	}
+	s1 := b.db.Stats()
+	d := s1.Sub(&s0)
+	// Every page a commit writes but the meta page is allocated.
+	pages := float64(d.TxStats.GetPageCount())/commits + 1
+	t.Logf("%d commits of %d records: %.2f pages a commit, %.0f B a fix", commits, per, pages, pages*float64(b.db.Info().PageSize)/per)
+	if pages > 11.2 {
+		t.Errorf("100-record commits write %.2f pages each, want at most 11.2 (460 B a fix)", pages)
+	}
+	st := b.Stats()
+	if st.Pending != commits*per {
+		t.Errorf("pending %d, want %d", st.Pending, commits*per)
+	}
+}
