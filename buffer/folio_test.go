@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestCommitWritesOnlyItsPages proves that a commit writes back no more
@@ -120,5 +122,37 @@ func TestGroupCommitPages(t *testing.T) {
 				t.Errorf("pending %d seqs, want 1..%d in order", len(got), commits*tt.per)
 			}
 		})
+	}
+}
+
+// TestGroupsLeavesFull: group keys ascend, so bucket groups fills its leaves
+// to the brim, as records does: 300 groups take 4 leaves, not the 5 of
+// bbolt's default half-full splits, so the path down groups stays at two
+// levels (a branch and a leaf) for about 17,000 groups (4.8 h at 100
+// fixes/s), not about 10,000.
+func TestGroupsLeavesFull(t *testing.T) {
+	b, _ := openTest(t, quietOptions())
+	const groups = 300
+	for range groups {
+		for range 10 { // 2.6 KB: a group
+			if _, err := b.Append(b.now(), fixEncoder); err != nil {
+				t.Fatalf("Append: %v", err)
+			}
+		}
+		commit(t, b)
+	}
+	var n, leaves int
+	err := b.view(func(tx *bolt.Tx) error {
+		gs := tx.Bucket(bucketGroups)
+		n = gs.Stats().BucketN - 1
+		leaves = gs.Stats().LeafPageN - n // each group's own page is a leaf too
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d groups in %d leaves", n, leaves)
+	if n != groups || leaves > 4 {
+		t.Errorf("%d groups in %d leaves of bucket groups, want %d in at most 4", n, leaves, groups)
 	}
 }

@@ -77,6 +77,10 @@ func stageOrMove(tx *bolt.Tx, keys, vals [][]byte, touch func([]byte)) error {
 		packed += 2 + len(mv[i])
 	}
 	if gs := tx.Bucket(bucketGroups); gs != nil && packed >= groupMin(tx) {
+		// Group keys ascend too: full leaves (about 100 groups a leaf;
+		// 60 at bbolt's default 0.5) keep the path down groups at two
+		// levels for about 17,000 groups, 4.8 h at a commit a second.
+		gs.FillPercent = 1.0
 		// At most groupMax bytes a group: a delete rewrites its group.
 		for len(mk) > 0 {
 			n, size := 0, 1
