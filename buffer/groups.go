@@ -16,8 +16,9 @@ import (
 // root, the freelist and the meta page, and every record carries 33 bytes
 // of bbolt element, key and value header: 12 pages, about 500 B a fix.
 // As one value in a bucket of its own it writes that bucket's page and its
-// overflow pages (12 bytes of overhead a record), one leaf of groups, the
-// root, the freelist and the meta page: 10 or 11 pages. A group's bucket is
+// overflow pages (12 bytes of overhead a record; seven pages for 100 fixes),
+// one leaf of groups, the root, the freelist and the meta page: 11 pages,
+// 12 once groups has a branch. A group's bucket is
 // needed because bbolt never splits a leaf of four elements or fewer, so
 // big values side by side in one bucket would be rewritten with their
 // neighbours at every commit.
