@@ -290,6 +290,9 @@ func (b *Buffer) freshDB() (*bolt.DB, error) {
 			if _, err := tx.CreateBucket(bucketRecent); err != nil {
 				return err
 			}
+			if _, err := tx.CreateBucket(bucketGroups); err != nil {
+				return err
+			}
 			for k, v := range map[string]uint64{string(keyFormat): formatVersion, string(keyReserved): hwm, string(keyCommitted): next} {
 				if err := m.Put([]byte(k), u64(v)); err != nil {
 					return err

@@ -20,9 +20,14 @@ func backlogFile(t *testing.T, path string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range n {
+	// A few records a commit, as at 1 Hz: the backlog goes to bucket
+	// records, a tree with branches (a commit of many would be groups).
+	for i := range n {
 		if _, err := b.Append(b.now(), fixEncoder); err != nil {
 			t.Fatal(err)
+		}
+		if i%4 == 3 {
+			commit(t, b)
 		}
 	}
 	commit(t, b)

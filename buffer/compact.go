@@ -1,11 +1,13 @@
 package buffer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -176,7 +178,8 @@ func (b *Buffer) stopJournal() map[string]struct{} {
 // copyDB copies every bucket of src into the empty dst as of one read
 // transaction of src, in write transactions of at most compactTxSize bytes,
 // calling hook (a test's) after each. It stops when ctx ends. The format has
-// two flat buckets; a nested one is an error.
+// flat buckets, and groups, whose buckets each hold one value; any other
+// nested bucket is an error.
 func copyDB(ctx context.Context, dst, src *bolt.DB, hook func()) error {
 	return src.View(func(stx *bolt.Tx) error {
 		return stx.ForEach(func(name []byte, sb *bolt.Bucket) error {
@@ -186,6 +189,7 @@ func copyDB(ctx context.Context, dst, src *bolt.DB, hook func()) error {
 			}); err != nil {
 				return err
 			}
+			nested := bytes.Equal(name, bucketGroups)
 			c := sb.Cursor()
 			for k, v := c.First(); k != nil; {
 				if err := ctx.Err(); err != nil {
@@ -195,8 +199,16 @@ func copyDB(ctx context.Context, dst, src *bolt.DB, hook func()) error {
 					db := dtx.Bucket(name)
 					db.FillPercent = 1 // keys arrive in order: full pages
 					for size := 0; k != nil && size < compactTxSize; k, v = c.Next() {
-						if v == nil {
-							return fmt.Errorf("nested bucket %q in bucket %q", k, name)
+						switch {
+						case nested && v == nil:
+							g := groupValue(sb, k)
+							if err := copyGroup(db, k, g); err != nil {
+								return err
+							}
+							size += len(k) + len(g)
+							continue
+						case v == nil || nested:
+							return fmt.Errorf("unexpected element %q in bucket %q", k, name)
 						}
 						if err := db.Put(k, v); err != nil {
 							return err
@@ -217,24 +229,69 @@ func copyDB(ctx context.Context, dst, src *bolt.DB, hook func()) error {
 	})
 }
 
+// copyGroup replaces group gk in the groups bucket dgs with value g (a
+// packed group, or nil: none).
+func copyGroup(dgs *bolt.Bucket, gk, g []byte) error {
+	if dgs.Bucket(gk) != nil {
+		if err := dgs.DeleteBucket(gk); err != nil {
+			return err
+		}
+	}
+	if g == nil {
+		return nil
+	}
+	nb, err := dgs.CreateBucket(gk)
+	if err != nil {
+		return err
+	}
+	return nb.Put(groupValueKey, g)
+}
+
 // catchUp applies to dst what commits changed in src during the copy: each
-// journaled record key gets src's current value or is deleted, and the meta
-// bucket is copied whole. Caller holds commitMu.
+// journaled record key gets src's current value or is deleted, each
+// journaled group src's current value or is deleted, and the meta bucket is
+// copied whole. Caller holds commitMu.
 func catchUp(dst, src *bolt.DB, keys map[string]struct{}) error {
 	return src.View(func(stx *bolt.Tx) error {
 		return dst.Update(func(dtx *bolt.Tx) error {
-			// A key may have moved from recent to records meanwhile: delete
-			// it from both, then put it where src has it.
+			var recs, groups [][]byte
 			for k := range keys {
-				if err := deleteRecord(dtx, []byte(k)); err != nil {
-					return err
+				if len(k) == 9 && k[0] == 'g' {
+					groups = append(groups, []byte(k[1:]))
+				} else {
+					recs = append(recs, []byte(k))
 				}
+			}
+			slices.SortFunc(recs, bytes.Compare)
+			// A key may have moved from recent to records or a group
+			// meanwhile: delete it everywhere, then put it where src has
+			// it. A group src holds it in is copied whole, after the
+			// deletions, as are the journaled groups.
+			if err := deleteRecords(dtx, recs, func([]byte) {}); err != nil {
+				return err
+			}
+			sgs, dgs := stx.Bucket(bucketGroups), dtx.Bucket(bucketGroups)
+			for _, k := range recs {
 				for _, name := range [][]byte{bucketRecords, bucketRecent} {
-					if v := stx.Bucket(name).Get([]byte(k)); v != nil {
-						if err := dtx.Bucket(name).Put([]byte(k), v); err != nil {
+					if v := stx.Bucket(name).Get(k); v != nil {
+						if err := dtx.Bucket(name).Put(k, v); err != nil {
 							return err
 						}
 					}
+				}
+				if sgs == nil || dgs == nil {
+					continue
+				}
+				if gk, _, i := groupFind(sgs, k); i >= 0 {
+					groups = append(groups, bytes.Clone(gk))
+				}
+			}
+			for _, gk := range groups {
+				if sgs == nil || dgs == nil {
+					break
+				}
+				if err := copyGroup(dgs, gk, groupValue(sgs, gk)); err != nil {
+					return err
 				}
 			}
 			if err := dtx.DeleteBucket(bucketMeta); err != nil {

@@ -79,6 +79,7 @@ func TestDamagedFiles(t *testing.T) {
 		{name: "more random pages overwritten", damage: overwriteRandomPages(4, 12), want: either},
 		{name: "zeroed page 3", damage: zeroPage(3), want: either},
 		{name: "newer format version", damage: setFormat(formatVersion + 1), want: moved},
+		{name: "undecodable group", damage: breakGroup, want: moved},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +119,29 @@ func TestDamagedFiles(t *testing.T) {
 			mustClose(t, b)
 			checkDB(t, path)
 		})
+	}
+}
+
+// breakGroup cuts the first group's value short in the middle of a record,
+// through bbolt: a group that does not decode.
+func breakGroup(t *testing.T, path string, _ int) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		gs := tx.Bucket(bucketGroups)
+		gk, _ := gs.Cursor().First()
+		if gk == nil {
+			return errors.New("no group to break")
+		}
+		g := gs.Bucket(gk)
+		v := g.Get(groupValueKey)
+		return g.Put(groupValueKey, append([]byte(nil), v[:len(v)/2]...))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

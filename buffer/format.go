@@ -22,8 +22,9 @@ const (
 	// migrates older ones (migrate). Version 2: a record's time is the
 	// caller's (GNSS time), not the gateway's clock at Append. Version 3:
 	// the newest committed records may sit in bucket recent (see
-	// bucketRecent).
-	formatVersion = 3
+	// bucketRecent). Version 4: a commit of many records may be one value
+	// in a bucket of its own under bucketGroups.
+	formatVersion = 4
 
 	// valueVersion is the first byte of every record value.
 	valueVersion = 1
@@ -50,6 +51,9 @@ var (
 	// in bucketRecords; the commit that would outgrow the inline limit moves
 	// its records into bucketRecords (see stageOrMove).
 	bucketRecent = []byte("recent")
+	// bucketGroups holds a bucket per large commit, keyed by its first
+	// seq, holding that commit's records packed into one value (groups.go).
+	bucketGroups = []byte("groups")
 	bucketMeta   = []byte("meta")
 
 	keyFormat    = []byte("format")        // uint64 BE: formatVersion
@@ -174,9 +178,15 @@ func migrate(tx *bolt.Tx, from uint64) error {
 		// Format 3 adds bucket recent; the backlog stays in records, below
 		// every seq recent will hold.
 		fallthrough
+	case 3:
+		// Format 4 adds bucket groups; the backlog stays where it is.
+		fallthrough
 	default:
 	}
 	if _, err := tx.CreateBucketIfNotExists(bucketRecent); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketGroups); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyFormat, u64(formatVersion))

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -195,4 +196,155 @@ func recentSeqs(t *testing.T, b *Buffer) []uint64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// writeFormat3 builds a format-3 file: records 1..n, the last two in bucket
+// recent (inline), the rest in bucket records, no bucket groups.
+func writeFormat3(t *testing.T, path string, n int, at time.Time) {
+	t.Helper()
+	writeOldFormat(t, path, 3, n, at)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		rc, err := tx.CreateBucket([]byte("recent"))
+		if err != nil {
+			return err
+		}
+		rec := tx.Bucket([]byte("records"))
+		for s := n - 1; s <= n; s++ {
+			k := binary.BigEndian.AppendUint64(nil, uint64(s))
+			if err := rc.Put(k, bytes.Clone(rec.Get(k))); err != nil {
+				return err
+			}
+			if err := rec.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// groupSeqs lists the seqs of each group, in key order.
+func groupSeqs(t *testing.T, b *Buffer) [][]uint64 {
+	t.Helper()
+	var out [][]uint64
+	err := b.view(func(tx *bolt.Tx) error {
+		gs := tx.Bucket(bucketGroups)
+		if gs == nil {
+			return fmt.Errorf("no bucket %q", bucketGroups)
+		}
+		return gs.ForEach(func(gk, _ []byte) error {
+			recs, err := decodeGroup(gk, groupValue(gs, gk))
+			if err != nil {
+				return err
+			}
+			var g []uint64
+			for _, r := range recs {
+				s, _ := keySeq(r.key[:])
+				g = append(g, s)
+			}
+			out = append(out, g)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestUpgradeFromFormat3 opens a format-3 file with its backlog in records
+// and recent: the backlog survives the upgrade to format 4; a commit of many
+// records becomes a group (taking recent's records with it), a few records a
+// commit go to recent and records as before, so records and groups
+// interleave; reads, acks in all three places and a restart see one ordered
+// sequence, and a group whose records are all acked is deleted.
+func TestUpgradeFromFormat3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	old := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const n = 3000
+	writeFormat3(t, path, n, old)
+
+	b, err := Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Quarantined != 0 || st.Pending != n || st.NextSeq != 100_001 {
+		t.Fatalf("after the upgrade: pending %d, next %d, quarantined %d; want %d, 100001, 0", st.Pending, st.NextSeq, st.Quarantined, n)
+	}
+	at := old.Add(n * time.Second)
+	appendN := func(k int) []uint64 {
+		var s []uint64
+		for range k {
+			at = at.Add(10 * time.Millisecond)
+			seq, err := b.Append(at, fixEncoder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = append(s, seq)
+		}
+		commit(t, b)
+		return s
+	}
+	big := appendN(100)                        // a group, with recent's 2999 and 3000
+	small := append(appendN(1), appendN(4)...) // recent, then moved into records
+	big2 := appendN(100)                       // a group again
+	want := append(append(append(seqRange(1, n), big...), small...), big2...)
+	gs := groupSeqs(t, b)
+	if len(gs) != 2 || !slices.Equal(gs[0], append([]uint64{n - 1, n}, big...)) || !slices.Equal(gs[1], big2) {
+		t.Fatalf("groups after the commits: %v; want two: recent's 2 with the first 100, then the second 100", gs)
+	}
+	if got := allSeqs(t, b); !slices.Equal(got, want) {
+		t.Fatalf("pending after the upgrade: %d seqs, want %d in order", len(got), len(want))
+	}
+	newest, err := b.Newest(110)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(slices.Values(seqsOf(newest))); !slices.Equal(got, want[len(want)-110:]) {
+		t.Errorf("Newest(110) = %v, want the last 110", got)
+	}
+	checkData(t, newest)
+	// Ack one in records, one in recent's old records (now the first
+	// group), one in the middle of a group and one from records again.
+	gone := []uint64{7, n, big[50], small[3]}
+	if err := b.Ack(gone...); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	mustClose(t, b)
+	b, err = Open(path, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mustClose(t, b)
+	left := slices.DeleteFunc(slices.Clone(want), func(s uint64) bool { return slices.Contains(gone, s) })
+	if got := allSeqs(t, b); !slices.Equal(got, left) {
+		t.Errorf("after acks and a restart: %d seqs pending, want %d", len(got), len(left))
+	}
+	if rs, err := b.Oldest(n-2, 3); err != nil || !slices.Equal(seqsOf(rs), []uint64{n - 1, big[0], big[1]}) {
+		t.Errorf("Oldest(%d, 3) = %v, %v; want %d %d %d, across records and a group", n-2, seqsOf(rs), err, n-1, big[0], big[1])
+	} else {
+		checkData(t, rs)
+	}
+	// Ack the whole first group: its bucket goes.
+	var rest []uint64
+	for _, s := range left {
+		if s >= n-1 && s <= big[len(big)-1] {
+			rest = append(rest, s)
+		}
+	}
+	if err := b.Ack(rest...); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	if gs := groupSeqs(t, b); len(gs) != 1 || !slices.Equal(gs[0], big2) {
+		t.Errorf("groups after acking all of the first: %d groups, want only the second", len(gs))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -288,30 +289,50 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 	if err := walkAll(tx, r.step); err != nil {
 		return err
 	}
+	// Records and groups interleave by runs: the oldest and the latest are
+	// those of the lowest and the highest key seen.
+	var lo, hi []byte
+	add := func(k, v []byte) {
+		r.step()
+		at, data, derr := decodeValue(v)
+		if _, ok := keySeq(k); !ok || derr != nil {
+			r.invalid = append(r.invalid, append([]byte(nil), k...))
+			return
+		}
+		if lo == nil || bytes.Compare(k, lo) < 0 {
+			lo, r.oldest = append(lo[:0], k...), at
+		}
+		if hi == nil || bytes.Compare(k, hi) > 0 {
+			hi, r.latest = append(hi[:0], k...), at
+		}
+		r.count++
+		r.bytes += int64(len(data))
+	}
 	for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
 		if bk == nil {
 			continue
 		}
-		err := bk.ForEach(func(k, v []byte) error {
-			r.step()
-			at, data, derr := decodeValue(v)
-			if _, ok := keySeq(k); !ok || derr != nil {
-				r.invalid = append(r.invalid, append([]byte(nil), k...))
-				return nil
-			}
-			if r.count == 0 {
-				r.oldest = at
-			}
-			r.latest = at // keys ascend: ends at the newest record
-			r.count++
-			r.bytes += int64(len(data))
-			return nil
-		})
-		if err != nil {
+		if err := bk.ForEach(func(k, v []byte) error { add(k, v); return nil }); err != nil {
 			return err
 		}
 	}
-	return nil
+	gs := tx.Bucket(bucketGroups)
+	if gs == nil {
+		return nil
+	}
+	return gs.ForEach(func(gk, v []byte) error {
+		if v != nil {
+			return fmt.Errorf("%w: groups holds a value at %x", errCorrupt, gk)
+		}
+		recs, err := decodeGroup(gk, groupValue(gs, gk))
+		if err != nil {
+			return fmt.Errorf("%w: %w", errCorrupt, err)
+		}
+		for i := range recs {
+			add(recs[i].key[:], recs[i].v)
+		}
+		return nil
+	})
 }
 
 // quickScan is scan for a file whose full check runs in the background
@@ -366,20 +387,15 @@ func (b *Buffer) load(db *bolt.DB, side uint64, quick bool) error {
 			if err != nil {
 				return err
 			}
-			bk, err := tx.CreateBucketIfNotExists(bucketRecords)
-			if err != nil {
+			if _, err := tx.CreateBucketIfNotExists(bucketRecords); err != nil {
 				return err
 			}
-			rc := tx.Bucket(bucketRecent) // nil before the migration to format 3
-			for _, k := range invalid {
-				if err := bk.Delete(k); err != nil {
-					return err
-				}
-				if rc != nil {
-					if err := rc.Delete(k); err != nil {
-						return err
-					}
-				}
+			if _, err := tx.CreateBucketIfNotExists(bucketGroups); err != nil {
+				return err
+			}
+			slices.SortFunc(invalid, bytes.Compare)
+			if err := deleteRecords(tx, invalid, func([]byte) {}); err != nil {
+				return err
 			}
 			dbHwm, _ = getU64(m.Get(keyReserved))
 			committed, _ = getU64(m.Get(keyCommitted))

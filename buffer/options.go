@@ -21,7 +21,9 @@ type Options struct {
 	CommitInterval time.Duration
 
 	// MaxBytes bounds the bytes of pending record data (len(Data), summed).
-	// When over, the oldest records are dropped at the next commit. Default:
+	// When over, the oldest records are dropped at the next commit, the
+	// rest of a commit's group with them if it is at most MaxBytes/64 (a
+	// group cut in two would be rewritten at every commit). Default:
 	// one week of 1 Hz fixes of ~250 B = 151,200,000 B. bbolt needs more than
 	// this on disk (page overhead, free pages, and a second file while
 	// compacting): plan for about 3x MaxBytes of free space.

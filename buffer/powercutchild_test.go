@@ -26,7 +26,8 @@ var garbage = bytes.Repeat([]byte("damaged by the test, not by a cut. "), 2000)
 // killed. Records carry their run, so a seq handed out twice shows.
 //
 //	record, quarantine, fresh: fixes at 10 Hz, every one kept (the stream is down)
-//	drain: a backlog acked oldest first, two per fix, down to 50, while fixes arrive at 200 Hz
+//	drain: a backlog acked oldest first, two per fix, down to 50, while 250 B fixes arrive at 200 Hz (ten a
+//	commit: groups, format 4, rewritten as their records are acked)
 //	compact: 250 B records at 100 Hz, acked once 300 are pending, and a compaction whenever it is worth it
 //	reserve: 200 Hz with a seq block of 4, so nearly every commit reserves (database, then sidecar)
 func powerCutChild(spec string) {
@@ -79,6 +80,7 @@ func powerCutChild(spec string) {
 	switch scenario {
 	case "drain":
 		period, ackAbove = 5*time.Millisecond, 50
+		pad = "r" + run + strings.Repeat(".", 250)
 	case "reserve":
 		period = 5 * time.Millisecond
 	case "compact":
