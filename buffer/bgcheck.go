@@ -90,7 +90,12 @@ func (b *Buffer) runCheck(tx *bolt.Tx, f *os.File, m boltMeta) {
 	}
 	// The walk maps every page of the file: drop them as it goes, or the
 	// process would hold the whole file resident until the check ends.
-	r := scanResult{tick: b.releaseMappedIfFree}
+	r := scanResult{tick: func() {
+		if b.opts.checkTick != nil {
+			b.opts.checkTick()
+		}
+		b.releaseMappedIfFree()
+	}}
 	if err == nil {
 		err = guard(func() error {
 			// Not bbolt's tx.Check: it compares the tree with the current

@@ -58,9 +58,12 @@ type Options struct {
 
 	// Tests only. bgCheckFrom is the smallest file Open checks in the
 	// background (0: defaultBgCheckFrom); checkPage is called before each
-	// page the background check reads, and stops it by returning an error.
+	// page the background check reads, and stops it by returning an error;
+	// checkTick is called each time the check's walk is about to drop the
+	// pages it has mapped.
 	bgCheckFrom int64
 	checkPage   func() error
+	checkTick   func()
 }
 
 // defaultBgCheckFrom is the smallest file whose full check Open leaves to

@@ -3,10 +3,12 @@ package nmea
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -100,6 +102,55 @@ func epochLatencies(t *testing.T, rate float64, baud, skip, n int, cycle func(i 
 // order, and counts in c (may be nil).
 func epochHandOns(t *testing.T, rate float64, baud, skip, n int, cycle func(i int) [][]byte, c *Counters) ([]time.Duration, []Fix) {
 	t.Helper()
+	run := runPaced(t, rate, baud, skip, n, cycle, c)
+	return run.lat, run.fixes
+}
+
+// pacedRun is what runPaced measured, for epochs skip..n-1: lat from the
+// write of each epoch's last sentence to its fix handed on, and hop, the
+// part of it until the Receiver's Read of that sentence returned (the pty,
+// the kernel and the scheduler; lat - hop is the decoder's part).
+type pacedRun struct {
+	lat, hop []time.Duration
+	fixes    []Fix // every fix handed on, in order
+}
+
+// stampedPort stamps each Read of the Receiver's port that returns bytes.
+type stampedPort struct {
+	io.ReadCloser
+	mu    sync.Mutex
+	reads []time.Time
+}
+
+func (p *stampedPort) Read(b []byte) (int, error) {
+	n, err := p.ReadCloser.Read(b)
+	if n > 0 {
+		now := time.Now()
+		p.mu.Lock()
+		p.reads = append(p.reads, now)
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+// lastReadBy returns the time of the last Read that returned bytes at or
+// before at.
+func (p *stampedPort) lastReadBy(at time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var last time.Time
+	for _, r := range p.reads {
+		if !r.After(at) {
+			last = r
+		}
+	}
+	return last
+}
+
+// runPaced runs a Receiver on a pty and a paced writer at rate Hz and baud,
+// epochs from cycle(i), counts in c (may be nil).
+func runPaced(t *testing.T, rate float64, baud, skip, n int, cycle func(i int) [][]byte, c *Counters) pacedRun {
+	t.Helper()
 	if q := os.Getenv("GPS_AGENT_TEST_EMULATED"); q != "" {
 		t.Skipf("hand-on latency under %s measures the emulator, not the decoder; runs natively in make test", q)
 	}
@@ -111,6 +162,15 @@ func epochHandOns(t *testing.T, rate float64, baud, skip, n int, cycle func(i in
 	r := &Receiver{Device: link, Baud: baud, Log: slog.New(slog.DiscardHandler), Counters: c, OnFix: func(f Fix) {
 		got <- handOn{f, time.Now()}
 	}}
+	var port *stampedPort
+	r.open = func(device string, baud int) (io.ReadCloser, error) {
+		p, err := OpenPort(device, baud)
+		if err != nil {
+			return nil, err
+		}
+		port = &stampedPort{ReadCloser: p} // one open: the pty stays
+		return port, nil
+	}
 	startReceiver(t, ctx, r)
 	w := newPacedWriter(m, rate, baud)
 	sim := &Simulator{Seed: 5, Start: simStart, Rate: rate}
@@ -118,23 +178,23 @@ func epochHandOns(t *testing.T, rate float64, baud, skip, n int, cycle func(i in
 	for i := 0; i < n; i++ {
 		wrote[i] = w.epoch(ctx, t, i, cycle(i))
 	}
-	var lat []time.Duration
-	var fixes []Fix
+	var run pacedRun
 	for i := 0; i < n; i++ {
 		select {
 		case h := <-got:
-			fixes = append(fixes, h.fix)
+			run.fixes = append(run.fixes, h.fix)
 			if want := sim.Fix(i).Time; !h.fix.Time.Equal(want) {
 				t.Fatalf("fix %d for %v, want %v", i, h.fix.Time, want)
 			}
 			if i >= skip {
-				lat = append(lat, h.at.Sub(wrote[i]))
+				run.lat = append(run.lat, h.at.Sub(wrote[i]))
+				run.hop = append(run.hop, port.lastReadBy(h.at).Sub(wrote[i]))
 			}
 		case <-ctx.Done():
 			t.Fatalf("fix %d: none", i)
 		}
 	}
-	return lat, fixes
+	return run
 }
 
 // paceCase is a receiver at its real pace: rate epochs a second at baud,
@@ -148,7 +208,12 @@ type paceCase struct {
 
 // latencies is epochLatencies of the case.
 func (pc paceCase) latencies(t *testing.T) []time.Duration {
-	return epochLatencies(t, pc.rate, pc.baud, pc.warm, pc.n, simCycle(pc.rate, pc.keep))
+	return pc.run(t).lat
+}
+
+// run is runPaced of the case.
+func (pc paceCase) run(t *testing.T) pacedRun {
+	return runPaced(t, pc.rate, pc.baud, pc.warm, pc.n, simCycle(pc.rate, pc.keep), nil)
 }
 
 // simCycle returns the sentences of the simulator's epoch i at rate; keep
