@@ -63,6 +63,8 @@ type fleetResult struct {
 	wall          time.Duration // the run, from the first agent's start to the last's stop
 	load          string        // /proc/loadavg at the end
 	seconds       []uplinktest.ShardSecond
+	calls         []uplinktest.ShardCall
+	logs          []string // each agent's log, by truck
 	back          time.Time
 	liveBySecond  map[int][]time.Duration // live latencies by second since the return
 }
@@ -305,6 +307,10 @@ func runFleet(t *testing.T, spec fleetSpec) fleetResult {
 	res.fixes = len(stored)
 	res.back = back
 	res.seconds = proxy.ShardSeconds()
+	res.calls = proxy.ShardCalls()
+	for _, tr := range trucks {
+		res.logs = append(res.logs, tr.a.stderr.String())
+	}
 	res.measure(trucks, arrivals)
 	return res
 }
