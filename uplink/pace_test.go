@@ -133,7 +133,7 @@ func TestBackfillPaced(t *testing.T) {
 				// one per full bucket, plus the live record's call, the
 				// partial calls around it
 				// and the slow start's calls.
-				if want := backlog/min(tt.rate, MaxRecordsPerCall) + 15; len(calls) > want {
+				if want := backlog/min(int(float64(tt.rate)*paceBurst), MaxRecordsPerCall) + 15; len(calls) > want {
 					t.Errorf("%d calls, want at most %d", len(calls), want)
 				}
 				if s := u.Stats(); s.BackfillRate != float64(tt.rate) {
