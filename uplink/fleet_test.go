@@ -273,7 +273,7 @@ func TestFleetSharesAShard(t *testing.T) {
 		{"30 trucks, 50 min each", fleetRun{trucks: 30, backlog: 3000, outage: 60 * time.Second}, 0.8},
 		// As agent TestFleetDrain: ten backfills spread over the 30 s
 		// backfill delay leave the first trucks alone in slow start.
-		{"10 trucks, an hour each", fleetRun{trucks: 10, backlog: 3600, outage: 15 * time.Second}, 0.6},
+		{"10 trucks, an hour each", fleetRun{trucks: 10, backlog: 3600, outage: 15 * time.Second}, 0.7},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.run.limit = 10 * time.Minute
