@@ -76,9 +76,10 @@
 // own time) on calls carrying a live fix alone (one every 30 s while a
 // backlog drains), and the upload rate beyond it on the larger calls, over
 // their last 2 s of transfer. On a 256 kbit/s link a backfill call carries
-// about 25 fixes instead of 500 (5 s of upload), on LTE a full 500. With
-// live record or not, a backfill call waits until the pacer holds that
-// call's worth; live fixes that come meanwhile go alone.
+// about 25 fixes (the pacer's 125 would take over a second to upload), on
+// LTE the pacer's full quarter second (125 at the default share). Live
+// record or not, a backfill call waits until the pacer holds that call's
+// worth; live fixes that come meanwhile go alone.
 //
 // # Fleet jitter
 //
