@@ -22,7 +22,7 @@ help:
 	@echo "make test    every test (installs what tests need first)"
 	@echo "make build   bin/gps-agent"
 	@echo "make bench   figures beside their targets, written to bench.json"
-	@echo "make fleet   30 agents on one shard and 100 on four, back from a shared outage, drawn in docs/ (about 15 min)"
+	@echo "make fleet   30 agents on one shard and 100 on four, back from a shared outage, drawn in docs/ (about 7 min)"
 	@echo "make deps    install Debian packages and local Kinesis (npm) the demo and tests use"
 	@echo "make fuzz    each fuzz target for 60 s (FUZZTIME=60s)"
 	@echo "make cuts    100 power cuts on the power-cut filesystem (CUTS=100; needs root and /dev/fuse)"

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +23,9 @@ func TestBenchFleet(t *testing.T) {
 	t.Log(res)
 	for _, s := range res.seconds {
 		t.Logf("%s %+6.1fs accepted %4d throttled %4d", s.Shard, s.Second.Sub(res.back).Seconds(), s.Accepted, s.Throttled)
+	}
+	if dir := os.Getenv("GPS_AGENT_FLEET_TRACE"); dir != "" {
+		writeFleetTrace(t, dir, res)
 	}
 	if path := os.Getenv("GPS_AGENT_FLEET_SVG"); path != "" {
 		f, err := os.Create(path)
@@ -54,4 +59,26 @@ func TestBenchFleet(t *testing.T) {
 	c.Note = fmt.Sprintf("what the machine itself costs: %.0f s of agent CPU in %.0f s wall for %d agents on %d cores; load average %s",
 		res.agentCPU.Seconds(), res.wall.Seconds(), spec.trucks, runtime.NumCPU(), res.load)
 	benchfig.Record(t, c)
+}
+
+// writeFleetTrace writes what a fleet run's calls and agents did into dir, to study a drain: calls.csv (one line a
+// PutRecords call the shard limiter judged: truck, seconds since the return, reply time, records, throttled) and
+// each agent's log.
+func writeFleetTrace(t *testing.T, dir string, res fleetResult) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	var b strings.Builder
+	b.WriteString("truck,at,took,records,throttled\n")
+	for _, c := range res.calls {
+		fmt.Fprintf(&b, "%s,%.3f,%.3f,%d,%d\n", c.PartitionKey, c.At.Sub(res.back).Seconds(), c.Took.Seconds(), c.Records, c.Throttled)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "calls.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	for i, l := range res.logs {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("agent-%03d.log", i)), []byte(l), 0o644); err != nil {
+			t.Fatalf("trace: %v", err)
+		}
+	}
 }

@@ -63,6 +63,8 @@ type fleetResult struct {
 	wall          time.Duration // the run, from the first agent's start to the last's stop
 	load          string        // /proc/loadavg at the end
 	seconds       []uplinktest.ShardSecond
+	calls         []uplinktest.ShardCall
+	logs          []string // each agent's log, by truck
 	back          time.Time
 	liveBySecond  map[int][]time.Duration // live latencies by second since the return
 }
@@ -305,6 +307,10 @@ func runFleet(t *testing.T, spec fleetSpec) fleetResult {
 	res.fixes = len(stored)
 	res.back = back
 	res.seconds = proxy.ShardSeconds()
+	res.calls = proxy.ShardCalls()
+	for _, tr := range trucks {
+		res.logs = append(res.logs, tr.a.stderr.String())
+	}
 	res.measure(trucks, arrivals)
 	return res
 }
@@ -413,7 +419,7 @@ func (res fleetResult) check(t *testing.T, busyMin float64) {
 
 // TestFleetDrain: a small fleet of real agents on one shard, back from the same outage at once (about 90 s).
 //
-// The shard's use is asserted at >= 60 % here, not the 80 % TestBenchFleet asserts for 30 trucks: with the default
+// The shard's use is asserted at >= 70 % here (84 % measured), not the 80 % TestBenchFleet asserts for 30 trucks: with the default
 // backfill delay, ten trucks start their backfills spread over 30 s, and the shard is not full until two of them
 // run at their share.
 func TestFleetDrain(t *testing.T) {
@@ -422,7 +428,7 @@ func TestFleetDrain(t *testing.T) {
 	}
 	res := runFleet(t, fleetSpec{trucks: 10, shards: 1, backlog: 3600, outage: 15 * time.Second, limit: 2 * time.Minute})
 	t.Log(res)
-	res.check(t, 0.6)
+	res.check(t, 0.7)
 }
 
 // fleetSpecFromEnv reads GPS_AGENT_FLEET, "trucks x shards x backlog[ x outage]" (e.g. 100x4x3600x60s, what

@@ -22,11 +22,14 @@ var svgPalette = []string{"#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
 // with the 2 s target. Time runs from 10 s before the link's return to 10 s after the last backlog record.
 func drawFleet(w io.Writer, res fleetResult) error {
 	const (
-		width, height = 960, 560
-		left, right   = 70, 20
-		top1, h1      = 50, 300 // records panel
-		top2, h2      = 400, 110
+		width       = 960
+		left, right = 70, 20
+		top1, h1    = 50, 300 // records panel
+		h2          = 110
 	)
+	// A line of figures per shard under the records panel: the latency panel goes below the last.
+	extra := 14 * max(0, len(res.shards)-1)
+	top2, height := 400+extra, 560+extra
 	t0 := -10
 	t1 := 10
 	for _, s := range res.shards {
@@ -38,7 +41,7 @@ func drawFleet(w io.Writer, res fleetResult) error {
 	maxRec := float64(uplinktest.ShardRecordsPerSecond) * 1.6
 	y1 := func(v float64) float64 { return top1 + h1 - min(v, maxRec)/maxRec*h1 }
 	const maxLat = 3.0
-	y2 := func(v float64) float64 { return top2 + h2 - min(v, maxLat)/maxLat*h2 }
+	y2 := func(v float64) float64 { return float64(top2) + h2 - min(v, maxLat)/maxLat*h2 }
 
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)

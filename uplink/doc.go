@@ -64,11 +64,14 @@
 // its throttles, so the pace is congestion control, as TCP's: after
 // start-up and after each outage (and its backfill delay) it starts at
 // 1/16 of the share and doubles each second until the first throttle
-// (slow start); then it climbs by 0.5 % of the share a second, faster the
-// longer no throttle comes, and each throttled call (at most one a
-// second) cuts it to a random 50–70 %, down to 1 record/s. Thirty trucks
-// back from the same outage on one shard then keep it ~90 % busy with
-// under 10 % of records throttled (docs/shards.md).
+// (slow start); then it climbs by 0.5 % of the share a second, after 5 s
+// without a throttle by 20 % a second, and each throttled call (at most
+// one a second) cuts it to a random 50–70 %, down to 1 record/s. The
+// backlog goes in calls of a quarter second's pace, each when the bucket
+// holds it, so a fleet's calls spread over the second rather than all
+// riding on the live fixes of the same GPS second. Thirty trucks back
+// from the same outage on one shard then keep it 85–90 % busy with 5–7 %
+// of records throttled (docs/shards.md).
 //
 // Calls go one at a time, so a live fix waits for the call in flight: the
 // backlog part of a call is sized to what the link uploads in 250 ms
@@ -77,9 +80,10 @@
 // own time) on calls carrying a live fix alone (one every 30 s while a
 // backlog drains), and the upload rate beyond it on the larger calls, over
 // their last 2 s of transfer. On a 256 kbit/s link a backfill call carries
-// about 25 fixes instead of 500 (5 s of upload), on LTE a full 500. With
-// no live record, a backfill call waits until the pacer holds that call's
-// worth.
+// about 25 fixes (the pacer's 125 would take over a second to upload), on
+// LTE the pacer's full quarter second (125 at the default share). Live
+// record or not, a backfill call waits until the pacer holds that call's
+// worth; live fixes that come meanwhile go alone.
 //
 // # Fleet jitter
 //

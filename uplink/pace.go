@@ -25,13 +25,20 @@ const (
 // got 32–36 % of their records throttled with a fixed pace that was only
 // halved on throttling (issue 15; 39 % in the simulation). The constants
 // were chosen on the fleet simulation (fleet_test.go, 30 trucks on one
-// shard): 8–9 % throttled, the shard 90–92 % busy.
+// shard, receivers on the GPS second): 5–7 % throttled, the shard 83–95 %
+// busy; 30 real agents, 5–7 % and 86–90 %.
 const (
 	// paceBurst is how many seconds of tokens the bucket holds at the pace
-	// in force: a backfill call carries a second's worth, so at the full
-	// default share it is 500 records, one full PutRecords call (fewest
-	// headers per record).
-	paceBurst = 1.0
+	// in force, so how large a backfill call is: a quarter of a second's
+	// worth, 125 records at the full default share. Calls of a whole
+	// second (500 records) lost a whole second of a truck's pace each time
+	// one reached a shard whose bucket a fleet had just emptied, and the
+	// truck heard of it only a second later: 30 real agents had 15 % of
+	// their records throttled (issue 15), 13 % in the simulation with
+	// receivers on the GPS second; a quarter second, 3–5 %. A truck alone
+	// drains as fast; its calls carry fewer records each, on a link that
+	// takes them in any case.
+	paceBurst = 0.25
 	// paceStartFactor is where the pace starts, after start-up and after
 	// each outage: 1/16 of the share, ~31 records/s at the default. Thirty
 	// trucks returning at once (spread by the backfill delay) ask a few
@@ -45,21 +52,23 @@ const (
 	// shard soon after the first backfill starts (growing by half a second
 	// left a 10-truck shard ~70 % busy in the simulation).
 	paceSlowStartGrowth = 2.0
-	// paceIncreasePerSecond is the additive increase after the first
-	// throttle, as a share of the pace's ceiling per second: 0.5 % (2.5
-	// records/s per second at the default share). Thirty trucks together
-	// then climb by 75 records/s a second, 7.5 % of a shard; 1 % throttled
-	// ~12 % of the fleet's records, as the shard's one-second burst hides
-	// the crossing of its limit for a while.
+	// paceIncreasePerSecond is the additive increase after a throttle, as
+	// a share of the pace's ceiling per second: 0.5 % (2.5 records/s per
+	// second at the default share). Thirty trucks together then climb by
+	// 75 records/s a second, 7.5 % of a shard; 1 % throttled ~12 % of the
+	// fleet's records, as the shard's one-second burst hides the crossing
+	// of its limit for a while.
 	paceIncreasePerSecond = 0.005
-	// paceClimbAfter speeds the additive increase up the longer no
-	// throttle comes: by paceIncreasePerSecond more every paceClimbAfter
-	// (convex, as CUBIC's probing), so a truck whose neighbours have
-	// drained climbs from a quarter of its share back to all of it in ~60 s
-	// rather than 150 s, while trucks on a busy shard, cut every few
-	// seconds, climb slowly where the throttles are. 5 s throttled ~9 % of
-	// the simulated fleet's records, 20 s ~7.5 %.
-	paceClimbAfter = 20 * time.Second
+	// paceProbeAfter ends the additive increase when no throttle has come
+	// for that long: the pace then grows by paceProbeGrowth a second, as a
+	// gentler slow start, so a truck whose neighbours have drained gets
+	// its share back from a quarter of it in ~8 s more, rather than
+	// crawling at 2.5 records/s a second while the shard idles (the last
+	// trucks of a fleet left it 30–50 % busy for 20 s; issue 15), while
+	// trucks on a busy shard, cut every few seconds, climb slowly where
+	// the throttles are.
+	paceProbeAfter  = 5 * time.Second
+	paceProbeGrowth = 1.2
 	// paceCutMin and paceCutMax bound the jittered multiplicative
 	// decrease: the pace is multiplied by a uniform draw from [0.5, 0.7]
 	// (0.6 on average). The jitter keeps trucks cut at the same instant
@@ -120,7 +129,8 @@ func (p *pacer) start(now time.Time) {
 }
 
 // refill adds the tokens earned since the last refill and grows the pace:
-// exponentially in slow start, linearly after.
+// exponentially in slow start, linearly after a throttle, and again
+// exponentially (more gently) once no throttle has come for a while.
 func (p *pacer) refill(now time.Time) {
 	dt := now.Sub(p.last).Seconds()
 	if dt <= 0 {
@@ -129,15 +139,13 @@ func (p *pacer) refill(now time.Time) {
 	p.last = now
 	// Grow first, so that a full bucket is full at the new cap: ready
 	// must not chase a cap that grows after every refill.
-	if p.slowStart {
+	switch {
+	case p.slowStart:
 		p.factor = min(1, p.factor*math.Pow(paceSlowStartGrowth, dt))
-	} else {
-		// The longer without a throttle, the faster the climb: a truck
-		// whose neighbours have drained gets its share back in seconds,
-		// while trucks on a busy shard, cut every few seconds, climb
-		// slowly where the throttles are.
-		since := now.Sub(p.lastCut).Seconds()
-		p.factor = min(1, p.factor+dt*paceIncreasePerSecond*(1+since/paceClimbAfter.Seconds()))
+	case now.Sub(p.lastCut) >= paceProbeAfter:
+		p.factor = min(1, p.factor*math.Pow(paceProbeGrowth, dt))
+	default:
+		p.factor = min(1, p.factor+dt*paceIncreasePerSecond)
 	}
 	p.recs = min(p.recCap(), p.recs+dt*p.recRate*p.factor)
 	p.bytes = min(p.byteCap(), p.bytes+dt*p.byteRate*p.factor)
@@ -167,8 +175,10 @@ func (p *pacer) ready(recs, bytes int) (bool, time.Duration) {
 		return true, 0
 	}
 	wait := max((needR-p.recs)/(p.recRate*p.factor), (needB-p.bytes)/(p.byteRate*p.factor))
-	// Round up so that the wake-up finds the tokens there.
-	return false, time.Duration(wait*float64(time.Second)) + time.Millisecond
+	// Round up so that the wake-up finds the tokens there, by no more:
+	// what a full bucket earns meanwhile is lost, and with four calls a
+	// second a millisecond each cost a truck alone 0.4 % of its share.
+	return false, time.Duration(math.Ceil(wait * float64(time.Second)))
 }
 
 // throttled cuts the pace by a jittered factor, at most once per

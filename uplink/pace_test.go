@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go"
 )
 
 // timedCall is one call seen by a clock-aware fake.
@@ -133,7 +135,7 @@ func TestBackfillPaced(t *testing.T) {
 				// one per full bucket, plus the live record's call, the
 				// partial calls around it
 				// and the slow start's calls.
-				if want := backlog/min(tt.rate, MaxRecordsPerCall) + 15; len(calls) > want {
+				if want := backlog/min(int(float64(tt.rate)*paceBurst), MaxRecordsPerCall) + 15; len(calls) > want {
 					t.Errorf("%d calls, want at most %d", len(calls), want)
 				}
 				if s := u.Stats(); s.BackfillRate != float64(tt.rate) {
@@ -218,10 +220,53 @@ func TestBackfillSlowsWhenThrottledAndRecovers(t *testing.T) {
 		if r := u.Stats().BackfillRate; r >= 500 {
 			t.Errorf("backfill rate 2 s after throttling stopped = %v, want still recovering", r)
 		}
-		time.Sleep(80 * time.Second)
+		// After 5 s without a throttle the climb turns exponential: the
+		// share is back within 20 s, not a crawl of 2.5 records/s a
+		// second while the shard idles (80 s before).
+		time.Sleep(18 * time.Second)
 		synctest.Wait()
 		if r := u.Stats().BackfillRate; r != 500 {
-			t.Errorf("backfill rate 82 s after throttling stopped = %v, want 500", r)
+			t.Errorf("backfill rate 20 s after throttling stopped = %v, want 500", r)
+		}
+	})
+}
+
+// TestWholeCallThrottleIsNoOutage: calls throttled as a whole (HTTP 400,
+// as an on-demand stream may answer) got a reply: the link is up, Kinesis
+// asks to slow down. They slow the backlog; they are not an outage after
+// which the backfill waits its delay again and restarts from slow start.
+func TestWholeCallThrottleIsNoOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newMemQueue()
+		for i := range 20000 {
+			q.addOld(fmt.Sprint(i))
+		}
+		var throttling atomic.Bool
+		api := newTimedAPI()
+		api.reply = func(in *kinesis.PutRecordsInput) (*kinesis.PutRecordsOutput, error) {
+			if throttling.Load() {
+				return nil, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "Rate exceeded"}
+			}
+			return okReply(in), nil
+		}
+		cfg := testConfig()
+		cfg.BackfillDelay = 10 * time.Second
+		u := New(cfg, api, q)
+		u.randN = func(max time.Duration) time.Duration { return max } // the whole delay, every time
+		stop := runUplink(t, u)
+
+		time.Sleep(15 * time.Second) // the backfill runs from 10 s
+		synctest.Wait()
+		throttling.Store(true)
+		time.Sleep(5 * time.Second)
+		throttling.Store(false)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		stop()
+
+		calls := api.snapshot()
+		if got := sentBy(calls, 25*time.Second) - sentBy(calls, 21*time.Second); got == 0 {
+			t.Errorf("no backlog sent 1-5 s after whole-call throttling ended: taken for an outage (backfill at %v)", u.Stats().BackfillAt)
 		}
 	})
 }

@@ -47,9 +47,16 @@ func (l *loop) put(ctx context.Context, batch []Record) error {
 		}
 		cerr := classify(err)
 		l.offline = offline(cerr)
-		l.callFailures++
+		throttle := l.noteThrottle(now, cerr)
+		if !throttle {
+			// A call throttled as a whole got its reply: the link is up
+			// and Kinesis asks to slow down, which the pacer does. It is
+			// no outage, after which the backfill would wait its delay
+			// again and restart from slow start.
+			l.callFailures++
+		}
 		l.stats.received(replyHeaderBytes)
-		l.stats.callFailed(errCode(cerr), l.noteThrottle(now, cerr))
+		l.stats.callFailed(errCode(cerr), throttle)
 		return fmt.Errorf("put %d records: %w", len(batch), cerr)
 	}
 	l.offline = false

@@ -83,11 +83,19 @@ func (l *loop) nextBatch(now time.Time) ([]Record, error) {
 		// The live fixes go alone and measure the link's floor; the
 		// backlog follows in the next call.
 		return b.recs, nil
-	case nLive == 0:
-		if ok, wait := l.pace.ready(len(cands), candBytes); !ok {
-			l.hold = wait
-			return b.recs, nil
-		}
+	}
+	// The backlog goes when the pacer holds a call's worth, live fixes or
+	// not: a backfill that rode with the live fixes would go on every
+	// truck's GPS second, and a fleet's calls would reach the shard in
+	// the same instant, in the same order each second, so that the first
+	// trucks never heard a throttle and doubled their pace while the last
+	// ones took every throttle (issue 15: 15 % of records throttled with
+	// real agents, 8 % with receivers spread over the second). Waiting for
+	// the bucket spreads each truck's backfill over the second by when its
+	// backfill delay ended.
+	if ok, wait := l.pace.ready(len(cands), candBytes); !ok {
+		l.hold = wait
+		return b.recs, nil
 	}
 	for _, r := range cands {
 		if !l.pace.allow(len(r.Data)+b.keyLen) || !b.add(r) {

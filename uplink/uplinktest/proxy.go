@@ -112,6 +112,7 @@ type Proxy struct {
 	buckets map[string]*bucket  // per stream, for RecordsPerSecond
 	shards  map[string][]*shard // per stream, for Shards
 	watch   func(Stored)        // told of each record stored, if set
+	calls   []ShardCall         // PutRecords calls the Shards buckets judged
 }
 
 // bucket is a token bucket of records for one stream.
@@ -265,6 +266,7 @@ func (p *Proxy) count(fn func(c *ProxyCounts)) {
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
 	f, status500, throttle, drop, chance := p.decide()
 	if r.ProtoMajor == 2 {
 		p.count(func(c *ProxyCounts) { c.HTTP2++ })
@@ -308,6 +310,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 				awsError(w, http.StatusInternalServerError, "InternalFailure", "uplinktest proxy: "+err.Error())
 				return
 			}
+			defer p.noteCall(req.Records, shardRefused, began)
 		}
 		for i, rec := range req.Records {
 			switch {

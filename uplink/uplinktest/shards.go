@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"time"
 
@@ -247,6 +248,41 @@ func (p *Proxy) ShardSeconds() []ShardSecond {
 		return out[i].Shard < out[j].Shard
 	})
 	return out
+}
+
+// ShardCall is one PutRecords call the Shards buckets judged: a test can
+// follow each sender's pace (its calls' sizes) and hear what it was told.
+type ShardCall struct {
+	PartitionKey string        // of the call's first entry
+	At           time.Time     // when the call reached the proxy
+	Took         time.Duration // until the proxy replied
+	Records      int
+	Throttled    int // entries failed by the buckets
+}
+
+// noteCall notes a call the buckets judged, when its reply is written.
+func (p *Proxy) noteCall(records []json.RawMessage, refused []bool, at time.Time) {
+	c := ShardCall{At: at, Took: time.Since(at), Records: len(records)}
+	for _, r := range refused {
+		if r {
+			c.Throttled++
+		}
+	}
+	var e shardEntry
+	if len(records) > 0 && json.Unmarshal(records[0], &e) == nil {
+		c.PartitionKey = e.PartitionKey
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, c)
+}
+
+// ShardCalls returns the PutRecords calls the Shards buckets judged, in
+// the order their replies were written.
+func (p *Proxy) ShardCalls() []ShardCall {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.calls)
 }
 
 // ShardOf returns the ID of the shard of stream that partitionKey maps to,
