@@ -313,11 +313,19 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 		r.count++
 		r.bytes += int64(len(data))
 	}
+	var recentLo []byte // recent's lowest key
 	for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
 		if bk == nil {
 			continue
 		}
-		if err := bk.ForEach(func(k, v []byte) error { add(k, v); return nil }); err != nil {
+		recent := bk == tx.Bucket(bucketRecent)
+		if err := bk.ForEach(func(k, v []byte) error {
+			if _, ok := keySeq(k); ok && recent && recentLo == nil {
+				recentLo = k
+			}
+			add(k, v)
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
@@ -325,7 +333,13 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 	if gs == nil {
 		return nil
 	}
-	return gs.ForEach(func(gk, v []byte) error {
+	// A group's records must lie below the next group's key and recent's
+	// keys: reads, acks and evictions look a record up in the group of the
+	// last key at or below its own (floorGroup). A damaged seq delta past
+	// them would hide the records it overlaps from reads, and be acked
+	// without ever being deleted.
+	var prevLast []byte
+	err := gs.ForEach(func(gk, v []byte) error {
 		if v != nil {
 			return fmt.Errorf("%w: groups holds a value at %x", errCorrupt, gk)
 		}
@@ -333,11 +347,19 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", errCorrupt, err)
 		}
+		if prevLast != nil && bytes.Compare(prevLast, gk) >= 0 {
+			return fmt.Errorf("%w: the group before %x reaches seq %x", errCorrupt, gk, prevLast)
+		}
 		for i := range recs {
 			add(recs[i].key[:], recs[i].v)
 		}
+		prevLast = append(prevLast[:0], recs[len(recs)-1].key[:]...)
 		return nil
 	})
+	if err == nil && prevLast != nil && recentLo != nil && bytes.Compare(prevLast, recentLo) >= 0 {
+		err = fmt.Errorf("%w: a group reaches seq %x, recent starts at %x", errCorrupt, prevLast, recentLo)
+	}
+	return err
 }
 
 // quickScan is scan for a file whose full check runs in the background
