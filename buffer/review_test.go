@@ -328,12 +328,7 @@ func TestDamagedGroupSeqs(t *testing.T) {
 // after fn has changed its records.
 func rewriteGroup(t *testing.T, path string, gk uint64, fn func([]groupRec)) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		gs := tx.Bucket(bucketGroups)
 		recs, err := decodeGroup(seqKey(gk), groupValue(gs, seqKey(gk)))
 		if err != nil {
@@ -346,7 +341,4 @@ func rewriteGroup(t *testing.T, path string, gk uint64, fn func([]groupRec)) {
 		}
 		return gs.Bucket(seqKey(gk)).Put(groupValueKey, encodeGroup(gk, ks, vs))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
