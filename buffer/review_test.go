@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -167,6 +168,64 @@ func groupsModel(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			dropped = 0
+		case r < 19: // a compaction, with a commit of acks and a group during its copy
+			rs, err := b.Oldest(0, 200)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var acks []uint64
+			for _, r := range rs {
+				if rng.IntN(4) == 0 {
+					acks = append(acks, r.Seq)
+				}
+			}
+			n := 1 + rng.IntN(200)
+			what = fmt.Sprintf("compaction, %d acks and %d appends during its copy", len(acks), n)
+			type appended struct {
+				seq uint64
+				at  time.Time
+			}
+			var during []appended
+			done := make(chan error, 1)
+			var once bool
+			b.compactHook = func() {
+				if once {
+					return
+				}
+				once = true
+				go func() {
+					if err := b.Ack(acks...); err != nil {
+						done <- err
+						return
+					}
+					for range n {
+						at = at.Add(10 * time.Millisecond)
+						s, err := b.Append(at, enc("during"))
+						if err != nil {
+							done <- err
+							return
+						}
+						during = append(during, appended{s, at})
+					}
+					done <- b.Commit()
+				}()
+			}
+			if err := b.compact(context.Background()); err != nil {
+				t.Fatalf("step %d: compact: %v", step, err)
+			}
+			b.compactHook = nil
+			if !once {
+				t.Fatalf("step %d: the compaction's copy never called its hook", step)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range acks {
+				delete(model, s)
+			}
+			for _, d := range during {
+				model[d.seq] = modelRec{at: d.at, size: len(fmt.Sprintf("%d:during", d.seq))}
+			}
 		default: // time jumps: MaxAge evicts the oldest
 			what = "age"
 			at = at.Add(time.Duration(rng.IntN(8)) * time.Minute)
