@@ -37,7 +37,7 @@ func groupsModel(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	opts := quietOptions()
-	opts.MaxBytes = 200_000
+	opts.MaxBytes = 400_000
 	opts.MaxAge = 10 * time.Minute
 	b, err := Open(path, opts)
 	if err != nil {
@@ -101,8 +101,11 @@ func groupsModel(t *testing.T, seed uint64) {
 		switch r := rng.IntN(20); {
 		case r < 8: // a commit of a few or of many records
 			n := 1 + rng.IntN(4)
-			if rng.IntN(2) == 0 {
+			switch rng.IntN(6) {
+			case 0, 1, 2:
 				n = 20 + rng.IntN(300)
+			case 3: // more than groupMax: several groups in one commit
+				n = 400 + rng.IntN(800)
 			}
 			what = fmt.Sprintf("commit %d", n)
 			for range n {
