@@ -364,12 +364,16 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 
 // quickScan is scan for a file whose full check runs in the background
 // (bgcheck.go): it checks the meta page and reads the newest record's time,
-// down the rightmost path Open's spine check proved, and nothing else.
-func (b *Buffer) quickScan(db *bolt.DB) error {
+// down the rightmost path Open's spine check proved, and recent, inline in
+// the root page, and nothing else. It returns the keys of recent's
+// undecodable records: the next commit of many records would move them
+// into a group, where a key that is not a seq spoils the whole group.
+func (b *Buffer) quickScan(db *bolt.DB) ([][]byte, error) {
 	fi, err := os.Stat(b.path)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var invalid [][]byte
 	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			if err := checkMetaTx(tx, fi.Size()); err != nil {
@@ -377,6 +381,14 @@ func (b *Buffer) quickScan(db *bolt.DB) error {
 			}
 			if tx.Bucket(bucketRecords) == nil {
 				return nil
+			}
+			if rc := tx.Bucket(bucketRecent); rc != nil {
+				_ = rc.ForEach(func(k, v []byte) error {
+					if _, _, derr := decodeValue(v); derr != nil || len(k) != 8 {
+						invalid = append(invalid, bytes.Clone(k))
+					}
+					return nil
+				})
 			}
 			if _, v := newPairCursor(tx).Last(); v != nil {
 				if at, _, derr := decodeValue(v); derr == nil {
@@ -387,9 +399,9 @@ func (b *Buffer) quickScan(db *bolt.DB) error {
 		})
 	})
 	if err != nil {
-		return corruptRead(err)
+		return nil, corruptRead(err)
 	}
-	return nil
+	return invalid, nil
 }
 
 // load validates an open database, recovers the sequence state and the
@@ -398,7 +410,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64, quick bool) error {
 	var invalid [][]byte
 	var err error
 	if quick {
-		err = b.quickScan(db)
+		invalid, err = b.quickScan(db)
 	} else {
 		invalid, err = b.scan(db)
 	}
