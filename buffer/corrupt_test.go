@@ -125,12 +125,7 @@ func TestDamagedFiles(t *testing.T) {
 // breakGroup cuts the first group's value short in the middle of a record,
 // through bbolt: a group that does not decode.
 func breakGroup(t *testing.T, path string, _ int) {
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		gs := tx.Bucket(bucketGroups)
 		gk, _ := gs.Cursor().First()
 		if gk == nil {
@@ -140,9 +135,6 @@ func breakGroup(t *testing.T, path string, _ int) {
 		v := g.Get(groupValueKey)
 		return g.Put(groupValueKey, append([]byte(nil), v[:len(v)/2]...))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func truncateTo(size func(size int64, pageSize int) int64) func(*testing.T, string, int) {

@@ -72,7 +72,7 @@ func encodeGroup(gk uint64, keys, vals [][]byte) []byte {
 // decodeGroup unpacks a group value of group key gk. Records must ascend.
 func decodeGroup(gk []byte, v []byte) ([]groupRec, error) {
 	base, ok := keySeq(gk)
-	if !ok {
+	if !ok || base > maxSeq { // beyond the range, base+d could wrap below gk
 		return nil, fmt.Errorf("%w: key %x", errGroup, gk)
 	}
 	if len(v) < 1 || v[0] != groupVersion {

@@ -73,6 +73,20 @@ func checkDB(t testing.TB, path string) {
 	}
 }
 
+// updateFile runs fn in a write transaction of the closed buffer file at
+// path, through bbolt: a test's way to build an old format or damage.
+func updateFile(t testing.TB, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // crash closes the database without the final commit or clean marker, as a
 // kill -9 would leave it (minus whatever is in the tail).
 func crash(t testing.TB, b *Buffer) {

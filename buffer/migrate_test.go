@@ -23,12 +23,7 @@ func writeFormat1(t *testing.T, path string, n int, at time.Time) {
 // writeOldFormat is writeFormat1 for format 1 or 2, which share a layout (all records in bucket records).
 func writeOldFormat(t *testing.T, path string, format uint64, n int, at time.Time) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		m, err := tx.CreateBucket([]byte("meta"))
 		if err != nil {
 			return err
@@ -52,9 +47,6 @@ func writeOldFormat(t *testing.T, path string, format uint64, n int, at time.Tim
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestUpgradeFromFormat1 opens a format-1 file: the backlog, its times and the seq state survive the upgrade,
@@ -156,20 +148,8 @@ func TestUpgradeFromFormat2(t *testing.T) {
 		t.Errorf("Newest(12) = %v, want the last 12 of %v", got, all[len(all)-12:])
 	}
 	// Ack one from records and the newest, in recent; a restart sees the rest.
-	if err := b.Ack(7, want[9]); err != nil {
-		t.Fatal(err)
-	}
-	commit(t, b)
-	mustClose(t, b)
-	b, err = Open(path, testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ = ackAndRestart(t, b, path, all, []uint64{7, want[9]})
 	defer mustClose(t, b)
-	left := slices.DeleteFunc(slices.Clone(all), func(s uint64) bool { return s == 7 || s == want[9] })
-	if got := allSeqs(t, b); !slices.Equal(got, left) {
-		t.Errorf("after acks and a restart: %d seqs pending, want %d", len(got), len(left))
-	}
 	if rs, err := b.Oldest(0, 3); err != nil || !slices.Equal(seqsOf(rs), []uint64{1, 2, 3}) {
 		t.Errorf("Oldest(0, 3) = %v, %v; want 1 2 3", seqsOf(rs), err)
 	} else {
@@ -203,12 +183,7 @@ func recentSeqs(t *testing.T, b *Buffer) []uint64 {
 func writeFormat3(t *testing.T, path string, n int, at time.Time) {
 	t.Helper()
 	writeOldFormat(t, path, 3, n, at)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
+	updateFile(t, path, func(tx *bolt.Tx) error {
 		rc, err := tx.CreateBucket([]byte("recent"))
 		if err != nil {
 			return err
@@ -225,9 +200,27 @@ func writeFormat3(t *testing.T, path string, n int, at time.Time) {
 		}
 		return nil
 	})
+}
+
+// ackAndRestart acks gone, commits, closes b and opens path again: the
+// seqs of want but gone are pending, in order. It returns the new buffer
+// and those seqs.
+func ackAndRestart(t *testing.T, b *Buffer, path string, want, gone []uint64) (*Buffer, []uint64) {
+	t.Helper()
+	if err := b.Ack(gone...); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	mustClose(t, b)
+	b, err := Open(path, testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	left := slices.DeleteFunc(slices.Clone(want), func(s uint64) bool { return slices.Contains(gone, s) })
+	if got := allSeqs(t, b); !slices.Equal(got, left) {
+		t.Errorf("after acks and a restart: %d seqs pending, want %d", len(got), len(left))
+	}
+	return b, left
 }
 
 // groupSeqs lists the seqs of each group, in key order.
@@ -313,21 +306,8 @@ func TestUpgradeFromFormat3(t *testing.T) {
 	checkData(t, newest)
 	// Ack one in records, one in recent's old records (now the first
 	// group), one in the middle of a group and one from records again.
-	gone := []uint64{7, n, big[50], small[3]}
-	if err := b.Ack(gone...); err != nil {
-		t.Fatal(err)
-	}
-	commit(t, b)
-	mustClose(t, b)
-	b, err = Open(path, testOptions(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, left := ackAndRestart(t, b, path, want, []uint64{7, n, big[50], small[3]})
 	defer mustClose(t, b)
-	left := slices.DeleteFunc(slices.Clone(want), func(s uint64) bool { return slices.Contains(gone, s) })
-	if got := allSeqs(t, b); !slices.Equal(got, left) {
-		t.Errorf("after acks and a restart: %d seqs pending, want %d", len(got), len(left))
-	}
 	if rs, err := b.Oldest(n-2, 3); err != nil || !slices.Equal(seqsOf(rs), []uint64{n - 1, big[0], big[1]}) {
 		t.Errorf("Oldest(%d, 3) = %v, %v; want %d %d %d, across records and a group", n-2, seqsOf(rs), err, n-1, big[0], big[1])
 	} else {

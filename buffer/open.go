@@ -194,7 +194,7 @@ func (b *Buffer) load(db *bolt.DB, side uint64, quick bool) error {
 	var invalid [][]byte
 	var err error
 	if quick {
-		err = b.quickScan(db)
+		invalid, err = b.quickScan(db)
 	} else {
 		invalid, err = b.scan(db)
 	}

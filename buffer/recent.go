@@ -122,11 +122,8 @@ func stageOrMove(tx *bolt.Tx, keys, vals [][]byte, touch func([]byte)) error {
 // getRecord returns the value of a committed record, from whichever bucket
 // or group holds it.
 func getRecord(tx *bolt.Tx, k []byte) []byte {
-	if v := tx.Bucket(bucketRecords).Get(k); v != nil {
-		return v
-	}
-	if rc := tx.Bucket(bucketRecent); rc != nil {
-		if v := rc.Get(k); v != nil {
+	for _, bk := range flatBuckets(tx) {
+		if v := bk.Get(k); v != nil {
 			return v
 		}
 	}
@@ -138,6 +135,15 @@ func getRecord(tx *bolt.Tx, k []byte) []byte {
 	return nil
 }
 
+// flatBuckets returns the buckets of one key per record: records, and
+// recent, which a file of format 1 or 2 opened read-only lacks.
+func flatBuckets(tx *bolt.Tx) []*bolt.Bucket {
+	if rc := tx.Bucket(bucketRecent); rc != nil {
+		return []*bolt.Bucket{tx.Bucket(bucketRecords), rc}
+	}
+	return []*bolt.Bucket{tx.Bucket(bucketRecords)}
+}
+
 // deleteRecord deletes a committed record from whichever bucket holds it.
 func deleteRecord(tx *bolt.Tx, k []byte) error {
 	return deleteRecords(tx, [][]byte{k}, func([]byte) {})
@@ -147,12 +153,9 @@ func deleteRecord(tx *bolt.Tx, k []byte) error {
 // bucket holds them, rewriting each group they are in once. touch is
 // called with the marker of every group changed.
 func deleteRecords(tx *bolt.Tx, keys [][]byte, touch func([]byte)) error {
-	for _, k := range keys {
-		if err := tx.Bucket(bucketRecords).Delete(k); err != nil {
-			return err
-		}
-		if rc := tx.Bucket(bucketRecent); rc != nil {
-			if err := rc.Delete(k); err != nil {
+	for _, bk := range flatBuckets(tx) {
+		for _, k := range keys {
+			if err := bk.Delete(k); err != nil {
 				return err
 			}
 		}

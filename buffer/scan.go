@@ -120,11 +120,19 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 		r.count++
 		r.bytes += int64(len(data))
 	}
+	var recentLo []byte // recent's lowest key
 	for _, bk := range []*bolt.Bucket{tx.Bucket(bucketRecords), tx.Bucket(bucketRecent)} {
 		if bk == nil {
 			continue
 		}
-		if err := bk.ForEach(func(k, v []byte) error { add(k, v); return nil }); err != nil {
+		recent := bk == tx.Bucket(bucketRecent)
+		if err := bk.ForEach(func(k, v []byte) error {
+			if _, ok := keySeq(k); ok && recent && recentLo == nil {
+				recentLo = k
+			}
+			add(k, v)
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
@@ -132,7 +140,13 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 	if gs == nil {
 		return nil
 	}
-	return gs.ForEach(func(gk, v []byte) error {
+	// A group's records must lie below the next group's key and recent's
+	// keys: reads, acks and evictions look a record up in the group of the
+	// last key at or below its own (floorGroup). A damaged seq delta past
+	// them would hide the records it overlaps from reads, and be acked
+	// without ever being deleted.
+	var prevLast []byte
+	err := gs.ForEach(func(gk, v []byte) error {
 		if v != nil {
 			return fmt.Errorf("%w: groups holds a value at %x", errCorrupt, gk)
 		}
@@ -140,21 +154,33 @@ func scanTx(tx *bolt.Tx, fileSize int64, r *scanResult) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", errCorrupt, err)
 		}
+		if prevLast != nil && bytes.Compare(prevLast, gk) >= 0 {
+			return fmt.Errorf("%w: the group before %x reaches seq %x", errCorrupt, gk, prevLast)
+		}
 		for i := range recs {
 			add(recs[i].key[:], recs[i].v)
 		}
+		prevLast = append(prevLast[:0], recs[len(recs)-1].key[:]...)
 		return nil
 	})
+	if err == nil && prevLast != nil && recentLo != nil && bytes.Compare(prevLast, recentLo) >= 0 {
+		err = fmt.Errorf("%w: a group reaches seq %x, recent starts at %x", errCorrupt, prevLast, recentLo)
+	}
+	return err
 }
 
 // quickScan is scan for a file whose full check runs in the background
 // (bgcheck.go): it checks the meta page and reads the newest record's time,
-// down the rightmost path Open's spine check proved, and nothing else.
-func (b *Buffer) quickScan(db *bolt.DB) error {
+// down the rightmost path Open's spine check proved, and recent, inline in
+// the root page, and nothing else. It returns the keys of recent's
+// undecodable records: the next commit of many records would move them
+// into a group, where a key that is not a seq spoils the whole group.
+func (b *Buffer) quickScan(db *bolt.DB) ([][]byte, error) {
 	fi, err := os.Stat(b.path)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var invalid [][]byte
 	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			if err := checkMetaTx(tx, fi.Size()); err != nil {
@@ -162,6 +188,14 @@ func (b *Buffer) quickScan(db *bolt.DB) error {
 			}
 			if tx.Bucket(bucketRecords) == nil {
 				return nil
+			}
+			if rc := tx.Bucket(bucketRecent); rc != nil {
+				_ = rc.ForEach(func(k, v []byte) error {
+					if _, _, derr := decodeValue(v); derr != nil || len(k) != 8 {
+						invalid = append(invalid, bytes.Clone(k))
+					}
+					return nil
+				})
 			}
 			if _, v := newPairCursor(tx).Last(); v != nil {
 				if at, _, derr := decodeValue(v); derr == nil {
@@ -172,9 +206,9 @@ func (b *Buffer) quickScan(db *bolt.DB) error {
 		})
 	})
 	if err != nil {
-		return corruptRead(err)
+		return nil, corruptRead(err)
 	}
-	return nil
+	return invalid, nil
 }
 
 // walkAll visits every key of every bucket, nested ones included.
