@@ -105,8 +105,15 @@ func runTLSBytes(t *testing.T, l *uplinktest.Local, profile uplinktest.Profile, 
 	<-tick.C
 	b.window = time.Since(start)
 	stop()
-	b.up, b.down = bytesNow()
 	b.stats = u.Stats()
+	// The relay counts a write once it returns, which can be after the client has read the bytes (seen under
+	// qemu): wait for its count to catch up with what the client counted, a few seconds at most.
+	for wait := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b.up, b.down = bytesNow()
+		if uint64(b.up) >= b.stats.BytesSent && uint64(b.down) >= b.stats.BytesReceived || time.Now().After(wait) {
+			break
+		}
+	}
 	b.calls = int(b.stats.Calls)
 	pc := link.Proxy.Counts()
 	b.proxyRequests = pc.Requests
