@@ -454,9 +454,11 @@ func (b *Buffer) Ack(seqs ...uint64) error {
 
 	// Look the sizes up so Stats stays exact until the next commit.
 	found := make(map[uint64]int64, len(rest))
+	slices.Sort(rest) // ascending: each group is decoded once
 	err := b.view(func(tx *bolt.Tx) error {
+		look := newRecordLookup(tx)
 		for _, s := range rest {
-			if v := getRecord(tx, seqKey(s)); v != nil {
+			if v := look.get(seqKey(s)); v != nil {
 				found[s] = int64(max(len(v)-valueHeader, 0))
 			}
 		}

@@ -231,8 +231,9 @@ func (b *Buffer) applyCommit(p *commitPlan) error {
 			p.res, p.touched = commitResult{}, p.touched[:0]
 			meta := tx.Bucket(bucketMeta)
 			var gone [][]byte
+			look := newRecordLookup(tx)
 			for _, s := range ackedSeqs {
-				if v := getRecord(tx, seqKey(s)); v != nil {
+				if v := look.get(seqKey(s)); v != nil {
 					p.res.deleted++
 					p.res.deletedBytes += int64(max(len(v)-valueHeader, 0))
 					p.touch(seqKey(s))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -154,12 +155,16 @@ func groupFind(gs *bolt.Bucket, k []byte) ([]byte, []groupRec, int) {
 	if err != nil {
 		return gk, nil, -1
 	}
-	for i := range recs {
-		if bytes.Equal(recs[i].key[:], k) {
-			return gk, recs, i
-		}
+	if i, ok := findInGroup(recs, k); ok {
+		return gk, recs, i
 	}
 	return gk, recs, -1
+}
+
+// findInGroup returns the index of the first record of recs (ascending) with
+// key >= k, and whether its key is k.
+func findInGroup(recs []groupRec, k []byte) (int, bool) {
+	return slices.BinarySearchFunc(recs, k, func(r groupRec, k []byte) int { return bytes.Compare(r.key[:], k) })
 }
 
 // deleteFromGroups deletes keys (ascending) from the groups holding them:
@@ -247,10 +252,8 @@ func (g *groupSource) ge(k []byte) ([]byte, []byte) {
 		if !g.load(gk) {
 			continue
 		}
-		for i := range g.recs {
-			if bytes.Compare(g.recs[i].key[:], k) >= 0 {
-				return g.recs[i].key[:], g.recs[i].v
-			}
+		if i, _ := findInGroup(g.recs, k); i < len(g.recs) {
+			return g.recs[i].key[:], g.recs[i].v
 		}
 	}
 	return nil, nil
@@ -269,10 +272,12 @@ func (g *groupSource) lt(k []byte) ([]byte, []byte) {
 		if !g.load(gk) {
 			continue
 		}
-		for i := len(g.recs) - 1; i >= 0; i-- {
-			if k == nil || bytes.Compare(g.recs[i].key[:], k) < 0 {
-				return g.recs[i].key[:], g.recs[i].v
-			}
+		i := len(g.recs)
+		if k != nil {
+			i, _ = findInGroup(g.recs, k) // the first at or past k: the one before it is the last below
+		}
+		if i > 0 {
+			return g.recs[i-1].key[:], g.recs[i-1].v
 		}
 	}
 	return nil, nil

@@ -121,16 +121,45 @@ func stageOrMove(tx *bolt.Tx, keys, vals [][]byte, touch func([]byte)) error {
 
 // getRecord returns the value of a committed record, from whichever bucket
 // or group holds it.
-func getRecord(tx *bolt.Tx, k []byte) []byte {
-	for _, bk := range flatBuckets(tx) {
+func getRecord(tx *bolt.Tx, k []byte) []byte { return newRecordLookup(tx).get(k) }
+
+// recordLookup finds committed records in tx, keeping the group it decoded
+// last: looking up an ack's worth of keys in ascending order decodes each
+// group once, not once a record (a drain of groups of 250 spent its time
+// decoding them).
+type recordLookup struct {
+	flat []*bolt.Bucket
+	gs   *bolt.Bucket
+	gk   []byte // the cached group's key, nil if none
+	recs []groupRec
+}
+
+func newRecordLookup(tx *bolt.Tx) *recordLookup {
+	return &recordLookup{flat: flatBuckets(tx), gs: tx.Bucket(bucketGroups)}
+}
+
+// get returns the value of the record of key k, nil if none. Valid while
+// the transaction is and nothing in it changed.
+func (l *recordLookup) get(k []byte) []byte {
+	for _, bk := range l.flat {
 		if v := bk.Get(k); v != nil {
 			return v
 		}
 	}
-	if gs := tx.Bucket(bucketGroups); gs != nil {
-		if _, recs, i := groupFind(gs, k); i >= 0 {
-			return recs[i].v
+	if l.gs == nil {
+		return nil
+	}
+	// Groups do not overlap (Open's check): a key between the cached group's
+	// key and its last record's is in it, or nowhere.
+	if l.gk == nil || bytes.Compare(k, l.gk) < 0 || len(l.recs) == 0 || bytes.Compare(k, l.recs[len(l.recs)-1].key[:]) > 0 {
+		gk, recs, _ := groupFind(l.gs, k)
+		if gk == nil {
+			return nil
 		}
+		l.gk, l.recs = gk, recs
+	}
+	if i, ok := findInGroup(l.recs, k); ok {
+		return l.recs[i].v
 	}
 	return nil
 }
