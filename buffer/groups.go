@@ -136,7 +136,7 @@ func floorGroup(gs *bolt.Bucket, k []byte) []byte {
 		return gk
 	}
 	if gk == nil {
-		gk, _ = c.Last()
+		gk, _ = last(c)
 	} else {
 		gk, _ = c.Prev()
 	}
@@ -264,7 +264,7 @@ func (g *groupSource) lt(k []byte) ([]byte, []byte) {
 	c := g.gs.Cursor()
 	var gk []byte
 	if k == nil {
-		gk, _ = c.Last()
+		gk, _ = last(c)
 	} else if gk = floorGroup(g.gs, k); gk != nil {
 		c.Seek(gk)
 	}

@@ -218,12 +218,23 @@ func (s bucketSource) ge(k []byte) ([]byte, []byte) { return s.bk.Cursor().Seek(
 func (s bucketSource) lt(k []byte) ([]byte, []byte) {
 	c := s.bk.Cursor()
 	if k == nil {
-		return c.Last()
+		return last(c)
 	}
 	if got, _ := c.Seek(k); got == nil {
-		return c.Last()
+		return last(c)
 	}
 	return c.Prev()
+}
+
+// last is c.Last(), safe on a bucket emptied in this transaction: bbolt
+// 1.5.0's Cursor.Last never returns on a bucket of several pages whose keys
+// were all deleted in the transaction (a drain acking the whole backlog,
+// then evicting in the same commit, hung there), while First finds it empty.
+func last(c *bolt.Cursor) ([]byte, []byte) {
+	if k, _ := c.First(); k == nil {
+		return nil, nil
+	}
+	return c.Last()
 }
 
 func newPairCursor(tx *bolt.Tx) *pairCursor {
