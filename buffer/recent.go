@@ -230,9 +230,13 @@ func (s bucketSource) lt(k []byte) ([]byte, []byte) {
 // 1.5.0's Cursor.Last never returns on a bucket of several pages whose keys
 // were all deleted in the transaction (a drain acking the whole backlog,
 // then evicting in the same commit, hung there), while First finds it empty.
+// Only a writable transaction deletes: a read keeps to the pages Last reads
+// (Open's quick check must not touch the file's first leaf).
 func last(c *bolt.Cursor) ([]byte, []byte) {
-	if k, _ := c.First(); k == nil {
-		return nil, nil
+	if c.Bucket().Tx().Writable() {
+		if k, _ := c.First(); k == nil {
+			return nil, nil
+		}
 	}
 	return c.Last()
 }
