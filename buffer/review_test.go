@@ -284,14 +284,7 @@ func TestBackgroundCheckGroups(t *testing.T) {
 	}
 	defer mustClose(t, b)
 	waitHeld(t, held)
-	var live []uint64
-	for range 100 {
-		s, err := b.Append(b.now(), fixEncoder)
-		if err != nil {
-			t.Fatal(err)
-		}
-		live = append(live, s)
-	}
+	live := appendFixes(t, b, 100)
 	commit(t, b)
 	if rs, err := b.Oldest(0, 1000); err != nil || !slices.Equal(seqsOf(rs), live) {
 		t.Fatalf("Oldest during the check = %d records, %v; want this run's %d", len(rs), err, len(live))
@@ -427,14 +420,7 @@ func TestQuickOpenDamagedRecentKey(t *testing.T) {
 	if st := b.Stats(); !st.Checking || st.DroppedInvalid != 1 {
 		t.Errorf("Open: checking %v, %d invalid deleted; want true, 1 (recent's)", st.Checking, st.DroppedInvalid)
 	}
-	var live []uint64
-	for range 100 {
-		s, err := b.Append(b.now(), fixEncoder)
-		if err != nil {
-			t.Fatal(err)
-		}
-		live = append(live, s)
-	}
+	live := appendFixes(t, b, 100)
 	commit(t, b)
 	waitCheck(t, b)
 	want := append(seqRange(1, 302), live...)
@@ -453,4 +439,18 @@ func TestQuickOpenDamagedRecentKey(t *testing.T) {
 	if got, st := allSeqs(t, b), b.Stats(); !slices.Equal(got, want) || st.Quarantined != 0 {
 		t.Errorf("restarted: %d pending, quarantined %d; want %d, 0", len(got), st.Quarantined, len(want))
 	}
+}
+
+// appendFixes appends n bench-sized fixes (a commit of 100 packs into a group) and returns their seqs.
+func appendFixes(t *testing.T, b *Buffer, n int) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, 0, n)
+	for range n {
+		s, err := b.Append(b.now(), fixEncoder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, s)
+	}
+	return seqs
 }
