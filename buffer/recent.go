@@ -119,10 +119,6 @@ func stageOrMove(tx *bolt.Tx, keys, vals [][]byte, touch func([]byte)) error {
 	return nil
 }
 
-// getRecord returns the value of a committed record, from whichever bucket
-// or group holds it.
-func getRecord(tx *bolt.Tx, k []byte) []byte { return newRecordLookup(tx).get(k) }
-
 // recordLookup finds committed records in tx, keeping the group it decoded
 // last: looking up an ack's worth of keys in ascending order decodes each
 // group once, not once a record (a drain of groups of 250 spent its time
